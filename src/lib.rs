@@ -1,0 +1,37 @@
+//! Teleportal: build production Y.js (CRDT) sync servers in Rust.
+//!
+//! This facade re-exports the crate family, each behind a feature:
+//!
+//! | module | crate | feature |
+//! |---|---|---|
+//! | [`core`] | `teleportal-core`: wire protocol, codecs, Merkle chunking | always |
+//! | `storage` | `teleportal-storage` | `storage` |
+//! | `pubsub` | `teleportal-pubsub` | `pubsub` |
+//! | `auth` | `teleportal-auth` | `auth` |
+//! | `transport` | `teleportal-transport` | `transport` |
+//! | `server` | `teleportal-server` | `server` |
+//! | `axum` | `teleportal-axum` | `axum` |
+//!
+//! ```
+//! use teleportal::core::{DocMessage, Message};
+//!
+//! let bytes = Message::doc("my-doc", DocMessage::SyncDone).to_bytes();
+//! assert_eq!(Message::decode(bytes)?, Message::doc("my-doc", DocMessage::SyncDone));
+//! # Ok::<(), teleportal::core::DecodeError>(())
+//! ```
+#![doc(test(attr(deny(warnings))))]
+
+pub use teleportal_core as core;
+
+#[cfg(feature = "auth")]
+pub use teleportal_auth as auth;
+#[cfg(feature = "axum")]
+pub use teleportal_axum as axum;
+#[cfg(feature = "pubsub")]
+pub use teleportal_pubsub as pubsub;
+#[cfg(feature = "server")]
+pub use teleportal_server as server;
+#[cfg(feature = "storage")]
+pub use teleportal_storage as storage;
+#[cfg(feature = "transport")]
+pub use teleportal_transport as transport;
