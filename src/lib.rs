@@ -35,3 +35,8 @@ pub use teleportal_server as server;
 pub use teleportal_storage as storage;
 #[cfg(feature = "transport")]
 pub use teleportal_transport as transport;
+
+/// Compiles and runs the README's Rust examples as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
