@@ -21,8 +21,7 @@ use std::process::ExitCode;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use teleportal_core::json::{
-    bytes_to_json, frame_from_json, frame_to_json, y_message_from_json,
-    y_message_to_json,
+    bytes_to_json, frame_from_json, frame_to_json, y_message_from_json, y_message_to_json,
 };
 use teleportal_core::{
     Body, ContentEnvelope, DocMessage, Frame, MessageId, PubSubFrame, YMessage, message_array,
@@ -82,9 +81,10 @@ fn annotate(frame: &Frame, bytes: &[u8]) -> Value {
     let mut value = frame_to_json(frame);
     if let (Frame::Message(m), Value::Object(map)) = (frame, &mut value) {
         map.insert("messageId".into(), MessageId::of(bytes).to_string().into());
-        if let Body::Doc(DocMessage::Update(u) | DocMessage::SyncStep2(u)) = &m.body {
-            if let Ok(env) = ContentEnvelope::decode(u.data.clone()) {
-                map.insert(
+        if let Body::Doc(DocMessage::Update(u) | DocMessage::SyncStep2(u)) = &m.body
+            && let Ok(env) = ContentEnvelope::decode(u.data.clone())
+        {
+            map.insert(
                     "contentEnvelope".into(),
                     json!({
                         "structureUpdate": bytes_to_json(&env.structure_update),
@@ -92,7 +92,6 @@ fn annotate(frame: &Frame, bytes: &[u8]) -> Value {
                         "hasCompaction": env.compaction.is_some(),
                     }),
                 );
-            }
         }
     }
     value
@@ -132,7 +131,9 @@ fn decode(bytes: Bytes, format: Format) -> Result<Value, String> {
 fn encode(text: &str, format: Format) -> Result<String, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("bad JSON: {e}"))?;
     let bytes = if format == Format::Y || value.get("messageType").is_some() {
-        y_message_from_json(&value).map_err(|e| e.to_string())?.to_bytes()
+        y_message_from_json(&value)
+            .map_err(|e| e.to_string())?
+            .to_bytes()
     } else if let Value::Array(items) = &value {
         let messages = items
             .iter()
@@ -140,7 +141,9 @@ fn encode(text: &str, format: Format) -> Result<String, String> {
             .collect::<Result<Vec<_>, _>>()?;
         message_array::encode(&messages)
     } else {
-        frame_from_json(&value).map_err(|e| e.to_string())?.to_bytes()
+        frame_from_json(&value)
+            .map_err(|e| e.to_string())?
+            .to_bytes()
     };
     Ok(hex::encode(bytes))
 }
@@ -164,7 +167,10 @@ fn run(opts: &Options) -> Result<(), String> {
     }
     if let Some(bytes) = stdin_bytes {
         let value = decode(bytes, opts.format)?;
-        println!("{}", serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?
+        );
         return Ok(());
     }
     for input in &inputs {
@@ -173,7 +179,10 @@ fn run(opts: &Options) -> Result<(), String> {
         } else {
             let bytes = hex::decode(input.trim()).map_err(|e| format!("bad hex {input:?}: {e}"))?;
             let value = decode(Bytes::from(bytes), opts.format)?;
-            println!("{}", serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?
+            );
         }
     }
     Ok(())

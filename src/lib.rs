@@ -20,6 +20,7 @@
 //! # Ok::<(), teleportal::core::DecodeError>(())
 //! ```
 #![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
 
 pub use teleportal_core as core;
 

@@ -79,7 +79,9 @@ fn check_negative(v: &Vector) -> Outcome {
         .or_else(|| formats::decode_with(decoder, bytes.clone()))
         .ok_or_else(|| format!("no decoder named {decoder:?}"))?;
     match result {
-        Ok(()) => Err(format!("{decoder} decoder accepted bytes that must be rejected")),
+        Ok(()) => Err(format!(
+            "{decoder} decoder accepted bytes that must be rejected"
+        )),
         Err(_) => Ok(()),
     }
 }

@@ -113,7 +113,11 @@ pub fn check_lib0(v: &Vector) -> Outcome {
             let got = Any::read(&mut r).map_err(|e| e.to_string())?;
             same("any", &got, &expected)?;
             expected.encode(&mut out);
-            same_hex("re-encoded decoded value", &got.to_bytes(), v.reencoded_hex())?;
+            same_hex(
+                "re-encoded decoded value",
+                &got.to_bytes(),
+                v.reencoded_hex(),
+            )?;
         }
         other => return Err(format!("unknown lib0 kind {other:?}")),
     }
@@ -247,10 +251,10 @@ pub fn check_y_message(v: &Vector) -> Outcome {
         };
         check_awareness_states(update, states)?;
     }
-    if let YMessage::Sync(SyncMessage::Step2(data) | SyncMessage::Update(data)) = &decoded {
-        if v.expected.is_some() {
-            crate::fixture::check_y_expected(v, data)?;
-        }
+    if let YMessage::Sync(SyncMessage::Step2(data) | SyncMessage::Update(data)) = &decoded
+        && v.expected.is_some()
+    {
+        crate::fixture::check_y_expected(v, data)?;
     }
     Ok(())
 }

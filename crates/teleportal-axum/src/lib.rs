@@ -8,5 +8,6 @@
 //! assert_eq!(&teleportal_axum::PING, b"YJSping");
 //! ```
 #![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
 
 pub use teleportal_core::frame::{PING, PONG};

@@ -4,7 +4,9 @@
 use bytes::{BufMut, Bytes};
 
 use crate::DecodeError;
-use crate::lib0::{Reader, VarInt, write_var_bytes, write_var_int, write_var_string, write_var_uint};
+use crate::lib0::{
+    Reader, VarInt, write_var_bytes, write_var_int, write_var_string, write_var_uint,
+};
 
 /// How deep arrays and objects may nest before decoding gives up (keeps the stack bounded on
 /// hostile input; real payloads nest a handful of levels).
@@ -205,6 +207,8 @@ impl Any {
 }
 
 /// lib0's choice of numeric tag, mirrored exactly for byte equality.
+// The f32 casts are exact: each is guarded by a round-trip check.
+#[allow(clippy::cast_possible_truncation)]
 fn write_number(buf: &mut impl BufMut, n: f64) {
     const BITS31: f64 = 2_147_483_647.0;
     if n.is_finite() && n.fract() == 0.0 && n.abs() <= BITS31 {
@@ -221,7 +225,6 @@ fn write_number(buf: &mut impl BufMut, n: f64) {
         );
     } else if f64::from(n as f32) == n {
         buf.put_u8(124);
-        #[allow(clippy::cast_possible_truncation)] // exact: checked on the line above
         buf.put_f32(n as f32);
     } else {
         buf.put_u8(123);
@@ -317,13 +320,16 @@ mod tests {
     fn numbers_pick_the_lib0_tag() {
         assert_eq!(hex_of(&Any::Number(-0.0)), "7d40");
         assert_eq!(hex_of(&Any::Number(2_147_483_648.0)), "7c4f000000");
-        assert_eq!(hex_of(&Any::Number(1_700_000_000_000.0)), "7b4278bcfe56800000");
+        assert_eq!(
+            hex_of(&Any::Number(1_700_000_000_000.0)),
+            "7b4278bcfe56800000"
+        );
         assert_eq!(hex_of(&Any::Number(5.0)), "7d05");
     }
 
     #[test]
     fn deep_nesting_is_an_error_not_a_stack_overflow() {
-        let bytes = Bytes::from(vec![117u8, 1].repeat(10_000));
+        let bytes = Bytes::from([117u8, 1].repeat(10_000));
         assert_eq!(
             Any::decode(bytes),
             Err(DecodeError::NestingTooDeep { max: MAX_ANY_DEPTH })

@@ -32,6 +32,7 @@
 //! - `merkle`: Merkle trees over file chunks.
 //! - `crypto`: the client-side content crypto of the Teleportal design.
 #![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
 
 pub mod any;
 pub mod attribution;
@@ -48,11 +49,11 @@ pub mod fuzzing;
 #[cfg(feature = "json")]
 pub mod json;
 pub mod lib0;
+#[cfg(feature = "merkle")]
+pub mod merkle;
 pub mod message;
 pub mod message_array;
 mod message_id;
-#[cfg(feature = "merkle")]
-pub mod merkle;
 pub mod milestone;
 pub mod pubsub;
 pub mod rpc;

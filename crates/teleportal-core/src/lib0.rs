@@ -339,7 +339,10 @@ mod tests {
         let mut r = Reader::new(Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x0f, 1]));
         assert!(matches!(
             r.read_var_bytes("x"),
-            Err(DecodeError::LengthExceedsInput { declared: 4_294_967_295, .. })
+            Err(DecodeError::LengthExceedsInput {
+                declared: 4_294_967_295,
+                ..
+            })
         ));
     }
 }

@@ -12,5 +12,6 @@
 //! assert_eq!(PubSubFrame::decode(frame.to_bytes()).unwrap(), frame);
 //! ```
 #![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
 
 pub use teleportal_core::PubSubFrame;

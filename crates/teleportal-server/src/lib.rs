@@ -10,5 +10,6 @@
 //! assert_eq!(Frame::decode(bytes::Bytes::from_static(b"YJSping")).unwrap(), Frame::Ping);
 //! ```
 #![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
 
 pub use teleportal_core::{Frame, Message, YMessage};

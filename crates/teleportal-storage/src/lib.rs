@@ -11,5 +11,6 @@
 //! assert!(ContentEnvelope::default().sidecars.is_empty());
 //! ```
 #![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
 
 pub use teleportal_core::{ContentEnvelope, milestone};

@@ -9,5 +9,6 @@
 //! assert_eq!(MessageArrayCodec::with_max_message_size(1024).max_message_size(), 1024);
 //! ```
 #![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
 
 pub use teleportal_core::codec::MessageArrayCodec;

@@ -77,9 +77,7 @@ pub fn message_to_json(m: &Message) -> Value {
 }
 
 fn doc_to_json(d: &DocMessage) -> Value {
-    let update = |t: &str, u: &Update| {
-        json!({"type": t, "update": {"version": u.version, "data": bytes_to_json(&u.data)}})
-    };
+    let update = |t: &str, u: &Update| json!({"type": t, "update": {"version": u.version, "data": bytes_to_json(&u.data)}});
     match d {
         DocMessage::SyncStep1 { state_vector } => {
             json!({"type": "sync-step-1", "sv": bytes_to_json(state_vector)})
@@ -202,7 +200,9 @@ pub fn message_from_json(v: &Value) -> Result<Message, JsonError> {
         "awareness" => {
             let p = field(v, "payload")?;
             Body::Awareness(match str_field(p, "type")? {
-                "awareness-update" => AwarenessMessage::Update(bytes_from_json(field(p, "update")?)?),
+                "awareness-update" => {
+                    AwarenessMessage::Update(bytes_from_json(field(p, "update")?)?)
+                }
                 "awareness-request" => AwarenessMessage::Request,
                 t => return Err(JsonError::new(format!("unknown awareness payload {t:?}"))),
             })
@@ -211,8 +211,14 @@ pub fn message_from_json(v: &Value) -> Result<Message, JsonError> {
             let p = field(v, "payload")?;
             Body::Ack(AckMessage {
                 message_id: str_field(p, "messageId")?.to_owned(),
-                retry_after: p.get("retryAfter").map(|_| u64_field(p, "retryAfter")).transpose()?,
-                error: p.get("error").map(|_| str_field(p, "error").map(str::to_owned)).transpose()?,
+                retry_after: p
+                    .get("retryAfter")
+                    .map(|_| u64_field(p, "retryAfter"))
+                    .transpose()?,
+                error: p
+                    .get("error")
+                    .map(|_| str_field(p, "error").map(str::to_owned))
+                    .transpose()?,
             })
         }
         "presence" => Body::Presence(presence_from_json(field(v, "payload")?)?),

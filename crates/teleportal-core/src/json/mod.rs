@@ -69,7 +69,9 @@ pub fn any_from_json(value: &Value) -> Result<Any, JsonError> {
                 .ok_or_else(|| JsonError::new(format!("number {n} is not a double")))?,
         ),
         Value::String(s) => Any::String(s.clone()),
-        Value::Array(items) => Any::Array(items.iter().map(any_from_json).collect::<Result<_, _>>()?),
+        Value::Array(items) => {
+            Any::Array(items.iter().map(any_from_json).collect::<Result<_, _>>()?)
+        }
         Value::Object(map) => {
             if let Some(special) = special_from_json(map)? {
                 special
@@ -105,7 +107,11 @@ fn special_from_json(map: &Map<String, Value>) -> Result<Option<Any>, JsonError>
             Some("Infinity") => f64::INFINITY,
             Some("-Infinity") => f64::NEG_INFINITY,
             Some("-0") => -0.0,
-            _ => return Err(JsonError::new("$float must be NaN, Infinity, -Infinity or -0")),
+            _ => {
+                return Err(JsonError::new(
+                    "$float must be NaN, Infinity, -Infinity or -0",
+                ));
+            }
         }),
         _ => return Ok(None),
     }))
@@ -148,7 +154,9 @@ pub fn bytes_to_json(bytes: &[u8]) -> Value {
 pub fn bytes_from_json(value: &Value) -> Result<Bytes, JsonError> {
     match value.as_object().and_then(|m| m.get("$bytes")) {
         Some(inner) => bytes_from_json_str(inner),
-        None => Err(JsonError::new(format!("expected {{\"$bytes\": …}}, got {value}"))),
+        None => Err(JsonError::new(format!(
+            "expected {{\"$bytes\": …}}, got {value}"
+        ))),
     }
 }
 

@@ -11,8 +11,7 @@
 //! reference silently reads it as 0 (spec §19.12).
 //!
 //! ```
-//! use bytes::Bytes;
-//! use teleportal_core::{Body, DocMessage, Message};
+//! use teleportal_core::{DocMessage, Message};
 //!
 //! let msg = Message::doc("my-doc", DocMessage::SyncDone);
 //! let bytes = msg.to_bytes();
@@ -134,7 +133,9 @@ impl Message {
     /// # Errors
     /// Any malformed input, as a [`DecodeError`].
     pub fn read(r: &mut Reader) -> Result<Message, DecodeError> {
-        let magic = r.read_array::<3>("magic").map_err(|_| DecodeError::BadMagic)?;
+        let magic = r
+            .read_array::<3>("magic")
+            .map_err(|_| DecodeError::BadMagic)?;
         if magic != MAGIC {
             return Err(DecodeError::BadMagic);
         }
