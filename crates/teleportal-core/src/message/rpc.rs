@@ -31,7 +31,8 @@ pub enum RpcPayload {
         status_code: u64,
         /// Human-readable details.
         details: String,
-        /// Optional structured detail.
+        /// Optional structured detail. `null` and `undefined` are written as no payload, as the
+        /// reference writes them.
         payload: Option<Any>,
     },
 }
@@ -74,8 +75,10 @@ impl RpcMessage {
         } else {
             let status_code = r.read_var_uint("rpc status code")?;
             let details = r.read_var_string("rpc error details")?;
+            // The reference encodes a null or undefined payload as "no payload", so they read
+            // back as `None`: a decoded message then re-encodes to what it decodes from.
             let payload = if r.read_u8("rpc has-payload flag")? == 1 {
-                Some(Any::read(r)?)
+                Some(Any::read(r)?).filter(|p| !matches!(p, Any::Null | Any::Undefined))
             } else {
                 None
             };
