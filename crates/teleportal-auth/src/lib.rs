@@ -1,12 +1,39 @@
 //! Authentication and authorization for Teleportal servers.
 //!
-//! This crate will hold JWT verification with document patterns and rooms, permission
-//! checkers and rate limits (see the auth issue).
+//! ```
+//! use teleportal_auth::{DocumentAccess, Permission, TokenConfig, has_document_permission};
 //!
+//! // The application backend mints a token for a user...
+//! let config = TokenConfig::new("shared-secret");
+//! let access = vec![DocumentAccess::new("room-1/*", &[Permission::Read, Permission::Write])];
+//! let now = 1_700_000_000;
+//! let token = config.mint(&config.claims("alice", "room-1", Some(access), now))?;
+//!
+//! // ...and the sync server verifies it on connect and checks each document it touches.
+//! let claims = config.verify(&token, now + 60)?;
+//! assert_eq!(claims.user_id, "alice");
+//! assert!(has_document_permission(&claims, "room-1/notes", Permission::Write));
+//! assert!(!has_document_permission(&claims, "room-2/notes", Permission::Read));
+//! # Ok::<(), teleportal_auth::AuthError>(())
 //! ```
-//! assert_eq!(teleportal_auth::DEFAULT_ISSUER, "teleportal");
-//! ```
+//!
+//! # Why this shape
+//!
+//! Tokens are the reference's HS256 JWTs, byte for byte (spec §15.1), so a Rust server accepts
+//! tokens minted by an existing TypeScript backend and the other way round. Verification
+//! takes the current time as an argument instead of reading the clock, which keeps it
+//! deterministic in tests and lets a server use one cached clock per connection burst.
+//! Every rejection is its own [`AuthError`] variant so servers can tell expired tokens
+//! (refresh and retry) from forged ones (log and alert).
+//!
+//! Still to come with the auth issue: permission checks per message kind and rate limits.
 #![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
 
-/// The issuer and audience the reference puts in tokens by default.
-pub const DEFAULT_ISSUER: &str = "teleportal";
+mod error;
+mod permission;
+pub mod token;
+
+pub use error::AuthError;
+pub use permission::{Permission, has_document_permission};
+pub use token::{DEFAULT_ISSUER, DEFAULT_LIFETIME_SECS, DocumentAccess, TokenClaims, TokenConfig};
