@@ -1,16 +1,57 @@
-//! Where Teleportal documents and files live.
+//! Where Teleportal documents, files and milestones live.
 //!
-//! This crate will hold the storage traits (`DocumentStorage`, `FileStorage`,
-//! `MilestoneStorage`, `TemporaryUploadStorage`), an in-memory implementation, an embedded
-//! durable default, write batching, encryption at rest and the conformance suite every backend
-//! runs (see the storage issue). Documents are kept as encoded Yjs updates, never as a whole
-//! `Y.Doc`. For now it re-exports the wire types storage works with.
+//! Documents are kept as encoded Yjs updates — one merged snapshot plus a tail of newer
+//! updates — and never as a whole `Y.Doc`: yrs merges, diffs and reads state vectors straight
+//! from the bytes ([`UpdateEncoding`]).
 //!
 //! ```
-//! use teleportal_storage::ContentEnvelope;
-//! assert!(ContentEnvelope::default().sidecars.is_empty());
+//! use bytes::Bytes;
+//! use teleportal_storage::{DocumentId, DocumentStore, MemoryStorage};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let store = DocumentStore::new(MemoryStorage::new());
+//! let doc = DocumentId::from("room/notes");
+//! store.append(&doc, Bytes::from_static(&[0, 0])).await?; // the empty update
+//! let state = store.read(&doc).await?;
+//! assert_eq!(state.state_vector.as_ref(), &[0]); // nothing from any client yet
+//! # Ok::<(), teleportal_storage::StorageError>(())
+//! # }).unwrap();
 //! ```
+//!
+//! # Why this shape
+//! - Backends implement small object-safe traits — [`DocumentStorage`], [`FileStorage`],
+//!   [`MilestoneStorage`], [`TemporaryUploadStorage`] — that store bytes and never parse
+//!   updates, so a new backend is a few hundred lines and every backend behaves the same.
+//! - [`DocumentStore`] holds the logic over any backend: validating updates, size limits,
+//!   bounded-batch merges, diffs for sync, background compaction.
+//! - Layers wrap a backend and implement the same trait.
+//! - `conformance` (feature `test-util`) is the one suite every backend runs.
+//!
+//! # Features
+//! - `sqlite` (default): the embedded durable store.
+//! - `test-util`: the conformance suite.
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
-pub use teleportal_core::{ContentEnvelope, milestone};
+mod document;
+mod error;
+mod file;
+mod id;
+mod memory;
+pub mod milestone;
+mod store;
+mod update;
+mod upload;
+
+pub use document::{
+    AppendOptions, AppendReceipt, DocumentMetadata, DocumentStorage, Seq, StoredDocument,
+    StoredUpdate,
+};
+pub use error::{BoxError, StorageError};
+pub use file::{FileId, FileMetadata, FileStorage};
+pub use id::DocumentId;
+pub use memory::MemoryStorage;
+pub use milestone::{Milestone, MilestoneMeta, MilestoneStorage};
+pub use store::{CompactionPolicy, DocumentState, DocumentStore, SizeLimits, SizeWarning};
+pub use update::{MERGE_BATCH, UpdateEncoding};
+pub use upload::{TemporaryUploadStorage, UploadProgress};

@@ -1,0 +1,165 @@
+//! Operations on encoded Yjs updates, without ever building a document.
+//!
+//! yrs merges, diffs and reads state vectors straight from encoded updates (`yrs::alt`). One
+//! merge over a long history grows superlinearly (on a 2-core machine: ~3 ms for 1k small
+//! updates, ~300 ms for 10k), so [`UpdateEncoding::merge`] merges in bounded batches and then
+//! merges the batch results, which gives the same document in a fraction of the time.
+
+use bytes::Bytes;
+use yrs::updates::decoder::Decode;
+
+use crate::error::BoxError;
+
+/// How many updates one `merge_updates` call takes; results are merged the same way.
+pub const MERGE_BATCH: usize = 500;
+
+/// The Yjs update encoding a store holds. Every update of one store uses the same encoding.
+///
+/// ```
+/// use teleportal_storage::UpdateEncoding;
+///
+/// let empty = UpdateEncoding::V1.empty_update();
+/// let merged = UpdateEncoding::V1.merge(&[empty.clone(), empty])?;
+/// assert_eq!(UpdateEncoding::V1.state_vector(&merged)?.as_ref(), &[0]);
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum UpdateEncoding {
+    /// Yjs update format V1, what `y-websocket` clients send.
+    #[default]
+    V1,
+    /// Yjs update format V2, what Teleportal clients put in content envelopes.
+    V2,
+}
+
+impl UpdateEncoding {
+    /// The update of an empty document.
+    pub fn empty_update(self) -> Bytes {
+        match self {
+            UpdateEncoding::V1 => Bytes::from_static(&[0, 0]),
+            UpdateEncoding::V2 => Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        }
+    }
+
+    /// Checks that `update` decodes as an update in this encoding.
+    ///
+    /// # Errors
+    /// What yrs reports for bytes that are not an update.
+    pub fn validate(self, update: &[u8]) -> Result<(), BoxError> {
+        match self {
+            UpdateEncoding::V1 => yrs::Update::decode_v1(update).map(drop)?,
+            UpdateEncoding::V2 => yrs::Update::decode_v2(update).map(drop)?,
+        }
+        Ok(())
+    }
+
+    /// Merges updates into one, in batches of at most [`MERGE_BATCH`].
+    ///
+    /// An empty list gives the empty update; a single update comes back unchanged.
+    ///
+    /// # Errors
+    /// What yrs reports for an update it cannot decode.
+    pub fn merge(self, updates: &[Bytes]) -> Result<Bytes, BoxError> {
+        match updates {
+            [] => return Ok(self.empty_update()),
+            [one] => return Ok(one.clone()),
+            _ => {}
+        }
+        let mut level: Vec<Bytes> = updates
+            .chunks(MERGE_BATCH)
+            .map(|batch| self.merge_once(batch))
+            .collect::<Result<_, _>>()?;
+        while level.len() > 1 {
+            level = level
+                .chunks(MERGE_BATCH)
+                .map(|batch| self.merge_once(batch))
+                .collect::<Result<_, _>>()?;
+        }
+        // `updates` is non-empty, so each level keeps at least one element.
+        Ok(level.pop().unwrap_or_else(|| self.empty_update()))
+    }
+
+    fn merge_once(self, batch: &[Bytes]) -> Result<Bytes, BoxError> {
+        if let [one] = batch {
+            return Ok(one.clone());
+        }
+        let refs = batch.iter().map(Bytes::as_ref);
+        let merged = match self {
+            UpdateEncoding::V1 => yrs::merge_updates_v1(refs)?,
+            UpdateEncoding::V2 => yrs::merge_updates_v2(refs)?,
+        };
+        Ok(Bytes::from(merged))
+    }
+
+    /// The state vector (V1 encoding, as on the wire) of what `update` contains.
+    ///
+    /// # Errors
+    /// What yrs reports for bytes that are not an update.
+    pub fn state_vector(self, update: &[u8]) -> Result<Bytes, BoxError> {
+        let sv = match self {
+            UpdateEncoding::V1 => yrs::encode_state_vector_from_update_v1(update)?,
+            UpdateEncoding::V2 => yrs::encode_state_vector_from_update_v2(update)?,
+        };
+        Ok(Bytes::from(sv))
+    }
+
+    /// What `update` holds that a peer with `state_vector` (V1 encoding) lacks.
+    ///
+    /// # Errors
+    /// What yrs reports for an update or state vector it cannot decode.
+    pub fn diff(self, update: &[u8], state_vector: &[u8]) -> Result<Bytes, BoxError> {
+        let diff = match self {
+            UpdateEncoding::V1 => yrs::diff_updates_v1(update, state_vector)?,
+            UpdateEncoding::V2 => yrs::diff_updates_v2(update, state_vector)?,
+        };
+        Ok(Bytes::from(diff))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history() -> Vec<Bytes> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/vectors/yjs-history-1k.bin"
+        );
+        let data = std::fs::read(path).expect("shared history fixture beside the repository");
+        let mut out = Vec::new();
+        let mut rest = &data[..];
+        while rest.len() >= 4 {
+            let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            out.push(Bytes::copy_from_slice(&rest[4..4 + len]));
+            rest = &rest[4 + len..];
+        }
+        out
+    }
+
+    #[test]
+    fn batched_merge_equals_one_merge() {
+        let updates = history();
+        assert!(updates.len() > MERGE_BATCH, "the history spans several batches");
+        let once = UpdateEncoding::V1.merge_once(&updates).unwrap();
+        let batched = UpdateEncoding::V1.merge(&updates).unwrap();
+        let sv = |u: &Bytes| UpdateEncoding::V1.state_vector(u).unwrap();
+        assert_eq!(sv(&once), sv(&batched));
+        // Each holds everything the other does.
+        let empty_diff = |a: &Bytes, b: &Bytes| {
+            let d = UpdateEncoding::V1.diff(a, &sv(b)).unwrap();
+            UpdateEncoding::V1.state_vector(&d).unwrap()
+        };
+        assert_eq!(empty_diff(&once, &batched).as_ref(), &[0]);
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(UpdateEncoding::V1.validate(&[0xff, 0xff, 0xff]).is_err());
+        assert!(
+            UpdateEncoding::V1
+                .merge(&[Bytes::from_static(&[9, 9]), Bytes::from_static(&[0, 0])])
+                .is_err()
+        );
+    }
+}

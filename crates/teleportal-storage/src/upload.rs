@@ -1,0 +1,113 @@
+//! [`TemporaryUploadStorage`]: upload sessions that survive a dropped connection.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::{FileId, FileMetadata, StorageError};
+
+/// An upload in progress: what the client declared and which chunks have arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UploadProgress {
+    /// The declared file (its id is the upload's key: content-derived, so a client re-uploading
+    /// the same bytes finds its earlier session).
+    pub metadata: FileMetadata,
+    /// Indexes of the chunks received so far, ascending.
+    pub received: Vec<u32>,
+    /// When the session was started.
+    pub started_at: SystemTime,
+}
+
+impl UploadProgress {
+    /// True when every chunk has arrived.
+    pub fn is_complete(&self) -> bool {
+        u32::try_from(self.received.len()).is_ok_and(|n| n == self.metadata.chunk_count)
+    }
+
+    /// A progress record; for backends outside this crate.
+    pub fn new(metadata: FileMetadata, received: Vec<u32>, started_at: SystemTime) -> Self {
+        UploadProgress {
+            metadata,
+            received,
+            started_at,
+        }
+    }
+}
+
+/// Chunks of files still being uploaded, kept apart from finished files until the upload is
+/// complete and verified.
+///
+/// # Contract
+/// - `begin` starts a session for `metadata.id`, or returns the existing session's progress
+///   unchanged when one exists with the same metadata (resume); a session with the same id
+///   but different metadata is [`StorageError::InvalidRequest`].
+/// - `put_chunk` stores one chunk durably before resolving; an index `>= chunk_count` is
+///   [`StorageError::InvalidRequest`]; storing an index twice keeps the latest bytes.
+///   An unknown session is [`StorageError::NotFound`].
+/// - `take` returns all chunks in index order and removes the session, only when complete;
+///   otherwise [`StorageError::InvalidRequest`] and the session stays.
+/// - `expire(before)` removes sessions started before `before` and says how many.
+#[async_trait]
+pub trait TemporaryUploadStorage: Send + Sync + 'static {
+    /// Starts or resumes an upload.
+    ///
+    /// # Errors
+    /// See the contract; a backend error.
+    async fn begin(&self, metadata: FileMetadata) -> Result<UploadProgress, StorageError>;
+
+    /// Stores one chunk of an upload.
+    ///
+    /// # Errors
+    /// See the contract; a backend error.
+    async fn put_chunk(&self, id: &FileId, index: u32, chunk: Bytes) -> Result<(), StorageError>;
+
+    /// The session's progress, or `None`.
+    ///
+    /// # Errors
+    /// A backend error.
+    async fn progress(&self, id: &FileId) -> Result<Option<UploadProgress>, StorageError>;
+
+    /// The finished upload's metadata and chunks; removes the session.
+    ///
+    /// # Errors
+    /// See the contract; a backend error.
+    async fn take(&self, id: &FileId) -> Result<(FileMetadata, Vec<Bytes>), StorageError>;
+
+    /// Drops a session and its chunks; unknown ids are `Ok`.
+    ///
+    /// # Errors
+    /// A backend error.
+    async fn abort(&self, id: &FileId) -> Result<(), StorageError>;
+
+    /// Removes sessions started before `before`.
+    ///
+    /// # Errors
+    /// A backend error.
+    async fn expire(&self, before: SystemTime) -> Result<usize, StorageError>;
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl<S: TemporaryUploadStorage + ?Sized> TemporaryUploadStorage for Arc<S> {
+    async fn begin(&self, metadata: FileMetadata) -> Result<UploadProgress, StorageError> {
+        (**self).begin(metadata).await
+    }
+    async fn put_chunk(&self, id: &FileId, index: u32, chunk: Bytes) -> Result<(), StorageError> {
+        (**self).put_chunk(id, index, chunk).await
+    }
+    async fn progress(&self, id: &FileId) -> Result<Option<UploadProgress>, StorageError> {
+        (**self).progress(id).await
+    }
+    async fn take(&self, id: &FileId) -> Result<(FileMetadata, Vec<Bytes>), StorageError> {
+        (**self).take(id).await
+    }
+    async fn abort(&self, id: &FileId) -> Result<(), StorageError> {
+        (**self).abort(id).await
+    }
+    async fn expire(&self, before: SystemTime) -> Result<usize, StorageError> {
+        (**self).expire(before).await
+    }
+}
