@@ -81,7 +81,7 @@ impl SidecarPlaintext {
     /// # Errors
     /// A version other than 0, a malformed or missing field, a run-length stream that ends
     /// before the group's entries do, entry data lengths that add up to more than the group's
-    /// data, or a clock or content ref out of range.
+    /// data, an entry with no data, or a clock or content ref out of range.
     pub fn decode(bytes: Bytes) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         let version = r.read_var_uint("sidecar version")?;
@@ -168,6 +168,15 @@ fn read_group(r: &mut Reader, entries: &mut Vec<SidecarEntry>) -> Result<(), Dec
         })?;
         let item_length = item_lengths.read()?;
         let data_length = data_lengths.read()?;
+        // Every content encoding takes at least one byte, and the entry-count bound above
+        // relies on it. Empty entry data used to be accepted, so padding after the last group
+        // let a group of n empty entries pass the bound; the canonical re-encoding drops the
+        // padding and was then rejected by this very decoder (decode → encode → decode failed).
+        if data_length == 0 {
+            return Err(DecodeError::OutOfRange {
+                field: "sidecar entry data length",
+            });
+        }
         let data_length =
             usize::try_from(data_length).map_err(|_| DecodeError::LengthExceedsInput {
                 field: "sidecar entry data",
