@@ -24,7 +24,7 @@
 use bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::lib0::{var_uint_len, write_var_uint};
+use crate::lib0::{MAX_VAR_INT_BYTES, var_uint_len, write_var_uint};
 use crate::{DecodeError, Message};
 
 /// The default largest message accepted: 16 MiB (a 1 MiB file chunk plus generous room).
@@ -77,7 +77,7 @@ impl MessageArrayCodec {
 /// are needed, else the value and its encoded length.
 fn peek_var_uint(src: &[u8]) -> Result<Option<(u64, usize)>, DecodeError> {
     let mut value: u64 = 0;
-    for (i, &byte) in src.iter().enumerate() {
+    for (i, &byte) in src.iter().take(MAX_VAR_INT_BYTES).enumerate() {
         let bits = u64::from(byte & 0x7f);
         let shift = 7 * i;
         if bits != 0 {
@@ -106,6 +106,14 @@ impl Decoder for MessageArrayCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, CodecError> {
         let Some((len, header)) = peek_var_uint(src)? else {
+            // The length prefix has not ended yet. It cannot be longer than lib0 allows, so a
+            // peer sending endless continuation bytes is cut off instead of buffered forever.
+            if src.len() >= MAX_VAR_INT_BYTES {
+                return Err(DecodeError::IntegerOverflow {
+                    field: "frame length",
+                }
+                .into());
+            }
             return Ok(None);
         };
         if len > self.max_message_size as u64 {

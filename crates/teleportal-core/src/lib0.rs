@@ -28,6 +28,13 @@ use crate::DecodeError;
 /// The largest integer lib0 (and JavaScript) represents exactly: 2^53 − 1.
 pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
+/// The longest varUint/varInt encoding accepted, in bytes.
+///
+/// lib0 writes at most 8 bytes for a safe integer but reads overlong forms (`80 00` is 0,
+/// spec §1.2). Accepting them without bound would let a length prefix of endless `80` bytes
+/// hold a stream reader waiting forever; no encoder pads this far.
+pub const MAX_VAR_INT_BYTES: usize = 32;
+
 /// A bounded cursor over encoded bytes.
 ///
 /// Every read checks the remaining length first and returns [`DecodeError`] instead of
@@ -89,7 +96,7 @@ impl Reader {
     pub fn read_var_uint(&mut self, field: &'static str) -> Result<u64, DecodeError> {
         let mut value: u64 = 0;
         let mut shift: u32 = 0;
-        loop {
+        for _ in 0..MAX_VAR_INT_BYTES {
             let byte = self.read_u8(field)?;
             let bits = u64::from(byte & 0x7f);
             if bits != 0 {
@@ -107,6 +114,7 @@ impl Reader {
             }
             shift = shift.saturating_add(7);
         }
+        Err(DecodeError::IntegerOverflow { field })
     }
 
     /// Reads a varUint that is used as a length or count of this platform's size.
@@ -126,7 +134,12 @@ impl Reader {
         let mut magnitude = u64::from(first & 0x3f);
         if first & 0x80 != 0 {
             let mut shift: u32 = 6;
+            let mut read = 1;
             loop {
+                if read == MAX_VAR_INT_BYTES {
+                    return Err(DecodeError::IntegerOverflow { field });
+                }
+                read += 1;
                 let byte = self.read_u8(field)?;
                 let bits = u64::from(byte & 0x7f);
                 if bits != 0 {
@@ -344,5 +357,23 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn overlong_var_ints_are_accepted_up_to_the_bound() {
+        let mut padded = vec![0x80; MAX_VAR_INT_BYTES - 1];
+        padded.push(0);
+        assert_eq!(Reader::new(Bytes::from(padded.clone())).read_var_uint("x"), Ok(0));
+        assert!(Reader::new(Bytes::from(padded)).read_var_int("x").is_ok());
+        let mut too_long = vec![0x80; MAX_VAR_INT_BYTES];
+        too_long.push(0);
+        assert_eq!(
+            Reader::new(Bytes::from(too_long.clone())).read_var_uint("x"),
+            Err(DecodeError::IntegerOverflow { field: "x" })
+        );
+        assert_eq!(
+            Reader::new(Bytes::from(too_long)).read_var_int("x"),
+            Err(DecodeError::IntegerOverflow { field: "x" })
+        );
     }
 }
