@@ -81,6 +81,7 @@ fn decoders() -> Vec<(&'static str, Decoder)> {
         ("serialized merkle tree", |b| {
             drop(teleportal_core::merkle::MerkleTree::decode(b))
         }),
+        #[cfg(feature = "codec")]
         ("message array codec", |b| {
             use tokio_util::codec::Decoder as _;
             let mut codec =
