@@ -33,6 +33,8 @@
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "test-util")]
+pub mod conformance;
 mod document;
 mod error;
 mod file;
