@@ -24,7 +24,8 @@
 //!   updates, so a new backend is a few hundred lines and every backend behaves the same.
 //! - [`DocumentStore`] holds the logic over any backend: validating updates, size limits,
 //!   bounded-batch merges, diffs for sync, background compaction.
-//! - Layers wrap a backend and implement the same trait.
+//! - Layers wrap a backend and implement the same trait, so they stack in any order:
+//!   [`VirtualStorage`] ([`batching`]) buffers appends and writes them in batches.
 //! - `conformance` (feature `test-util`) is the one suite every backend runs.
 //!
 //! # Features
@@ -33,6 +34,7 @@
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
+pub mod batching;
 mod document;
 mod error;
 mod file;
@@ -43,6 +45,7 @@ mod store;
 mod update;
 mod upload;
 
+pub use batching::VirtualStorage;
 pub use document::{
     AppendOptions, AppendReceipt, DocumentMetadata, DocumentStorage, Seq, StoredDocument,
     StoredUpdate,
