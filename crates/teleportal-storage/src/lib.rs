@@ -25,7 +25,8 @@
 //! - [`DocumentStore`] holds the logic over any backend: validating updates, size limits,
 //!   bounded-batch merges, diffs for sync, background compaction.
 //! - Layers wrap a backend and implement the same trait, so they stack in any order:
-//!   [`VirtualStorage`] ([`batching`]) buffers appends and writes them in batches.
+//!   [`VirtualStorage`] ([`batching`]) buffers appends and writes them in batches;
+//!   [`EncryptedStorage`] ([`encryption`]) encrypts everything stored with AES-256-GCM.
 //! - `conformance` (feature `test-util`) is the one suite every backend runs.
 //!
 //! # Features
@@ -36,6 +37,7 @@
 
 pub mod batching;
 mod document;
+pub mod encryption;
 mod error;
 mod file;
 mod id;
@@ -50,6 +52,7 @@ pub use document::{
     AppendOptions, AppendReceipt, DocumentMetadata, DocumentStorage, Seq, StoredDocument,
     StoredUpdate,
 };
+pub use encryption::EncryptedStorage;
 pub use error::{BoxError, StorageError};
 pub use file::{FileId, FileMetadata, FileStorage};
 pub use id::DocumentId;
