@@ -66,7 +66,10 @@
 //! # Consistency rules
 //! - Reads ([`load`](DocumentStorage::load), [`metadata`](DocumentStorage::metadata)) return
 //!   the inner store's state with the document's buffered updates after it, numbered on from
-//!   the inner's last seq. A read waits while a flush of the same document is writing.
+//!   the inner's last seq. A read waits while a flush of the same document is writing. In
+//!   `Durable` mode that includes updates whose append has not resolved yet and may still
+//!   fail; a reader that saw one holds content its writer will resend, which Yjs merges as a
+//!   no-op.
 //! - [`compact`](DocumentStorage::compact) and [`delete`](DocumentStorage::delete) flush the
 //!   document first, so the inner store holds every seq a caller can have seen, and a delete
 //!   never lets a buffered update outlive it or reuse a seq. If that flush fails they fail and

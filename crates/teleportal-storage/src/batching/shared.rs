@@ -509,6 +509,9 @@ pub(super) async fn run_interval<S: DocumentStorage>(
     loop {
         // Idle layers sleep here and cost no wakeups.
         work.notified().await;
+        if shared.strong_count() == 0 {
+            return; // Woken by the layer's drop.
+        }
         tokio::time::sleep(interval).await;
         let Some(shared) = shared.upgrade() else {
             return;

@@ -316,6 +316,7 @@ async fn the_interval_retries_a_failed_buffered_flush() {
 async fn a_failed_durable_flush_fails_every_waiter_and_keeps_what_was_acknowledged() {
     let storage = VirtualStorage::with_config(Flaky::new(), durable().with_max_updates(3));
     storage.get_ref().fail_after(1);
+    let start = Instant::now();
     let (a, b, c) = tokio::join!(
         append(&storage, b"a"),
         append(&storage, b"b"),
@@ -324,6 +325,10 @@ async fn a_failed_durable_flush_fails_every_waiter_and_keeps_what_was_acknowledg
     assert_eq!(a.unwrap().seq, 1, "written before the failure");
     assert!(is_injected(&b.unwrap_err()));
     assert!(is_injected(&c.unwrap_err()));
+    assert!(
+        start.elapsed() < HOUR,
+        "all failed by the one flush, none retried"
+    );
     assert_eq!(tail(storage.get_ref()).await, vec![(1, bytes(b"a"))]);
     assert_eq!(tail(&storage).await.len(), 1, "failed updates are not kept");
     assert_eq!(storage.buffered_updates(), 0);
