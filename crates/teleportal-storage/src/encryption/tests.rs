@@ -369,3 +369,27 @@ async fn milestone_snapshots_are_encrypted_and_bound_to_their_milestone() {
     storage.get_ref().create_milestone(copied).await.unwrap();
     assert!(is_corrupt(storage.milestone(&doc(), "m2").await));
 }
+
+#[tokio::test]
+async fn encryption_and_batching_stack_in_either_order() {
+    use crate::batching::{AckMode, BatchConfig, VirtualStorage};
+
+    let keys = Arc::new(StaticKeys::new(key("k1", 1)));
+    let config = BatchConfig::default().with_ack(AckMode::Buffered);
+    let batched_then_encrypted = DocumentStore::new(VirtualStorage::with_config(
+        EncryptedStorage::new(MemoryStorage::new(), keys.clone()),
+        config,
+    ));
+    let encrypted_then_batched = DocumentStore::new(EncryptedStorage::new(
+        VirtualStorage::with_config(MemoryStorage::new(), config),
+        keys,
+    ));
+    for store in [batched_then_encrypted, encrypted_then_batched] {
+        for update in typed(&["layers ", "compose"]) {
+            store.append(&doc(), update).await.unwrap();
+        }
+        assert_eq!(text_of(&store).await.unwrap(), "layers compose");
+        assert!(store.compact(&doc()).await.unwrap());
+        assert_eq!(text_of(&store).await.unwrap(), "layers compose");
+    }
+}
