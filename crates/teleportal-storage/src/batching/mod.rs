@@ -2,8 +2,8 @@
 //!
 //! Appends are buffered per document in memory and written to the inner store by a *flush*:
 //! when a document's buffer reaches [`BatchConfig::max_updates`] or [`BatchConfig::max_bytes`],
-//! [`BatchConfig::interval`] after an update was buffered, on [`VirtualStorage::flush`], and on
-//! [`VirtualStorage::shutdown`]. Reads see buffered updates (read-your-writes).
+//! at most [`BatchConfig::interval`] after an update was buffered, on [`VirtualStorage::flush`],
+//! and on [`VirtualStorage::shutdown`]. Reads see buffered updates (read-your-writes).
 //!
 //! ```
 //! use bytes::Bytes;
@@ -116,7 +116,7 @@ pub enum AckMode {
 /// When [`VirtualStorage`] flushes, and how it acknowledges.
 ///
 /// A document is flushed when its buffer holds `max_updates` updates or `max_bytes` bytes, and
-/// otherwise `interval` after an update was buffered.
+/// otherwise at most `interval` after an update was buffered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BatchConfig {
