@@ -24,7 +24,9 @@
 //!   updates, so a new backend is a few hundred lines and every backend behaves the same.
 //! - [`DocumentStore`] holds the logic over any backend: validating updates, size limits,
 //!   bounded-batch merges, diffs for sync, background compaction.
-//! - Layers wrap a backend and implement the same trait.
+//! - Layers wrap a backend and implement the same trait, so they stack in any order:
+//!   [`VirtualStorage`] ([`batching`]) buffers appends and writes them in batches;
+//!   [`EncryptedStorage`] ([`encryption`]) encrypts everything stored with AES-256-GCM.
 //! - `conformance` (feature `test-util`) is the one suite every backend runs.
 //!
 //! # Features
@@ -33,9 +35,11 @@
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
+pub mod batching;
 #[cfg(feature = "test-util")]
 pub mod conformance;
 mod document;
+pub mod encryption;
 mod error;
 mod file;
 mod id;
@@ -45,10 +49,12 @@ mod store;
 mod update;
 mod upload;
 
+pub use batching::VirtualStorage;
 pub use document::{
     AppendOptions, AppendReceipt, DocumentMetadata, DocumentStorage, Seq, StoredDocument,
     StoredUpdate,
 };
+pub use encryption::EncryptedStorage;
 pub use error::{BoxError, StorageError};
 pub use file::{FileId, FileMetadata, FileStorage};
 pub use id::DocumentId;
