@@ -2,7 +2,10 @@
 //! directory, with group commit.
 
 mod document;
+mod file;
+mod milestone;
 mod schema;
+mod upload;
 mod writer;
 
 use std::fmt;
@@ -330,4 +333,22 @@ impl ReadPool {
 /// Maps a SQLite error into this crate's error.
 fn sql(error: rusqlite::Error) -> StorageError {
     StorageError::backend("sqlite", error)
+}
+
+/// A `u64` the caller chose (a size, a timestamp) as SQLite's signed integer, bit for bit, so
+/// every value round-trips; these columns are never compared in SQL.
+fn u64_to_sql(value: u64) -> i64 {
+    i64::from_ne_bytes(value.to_ne_bytes())
+}
+
+/// The inverse of [`u64_to_sql`].
+fn u64_from_sql(value: i64) -> u64 {
+    u64::from_ne_bytes(value.to_ne_bytes())
+}
+
+fn not_found(kind: &'static str, id: impl fmt::Display) -> StorageError {
+    StorageError::NotFound {
+        kind,
+        id: id.to_string(),
+    }
 }
