@@ -140,7 +140,10 @@ mod tests {
     #[test]
     fn batched_merge_equals_one_merge() {
         let updates = history();
-        assert!(updates.len() > MERGE_BATCH, "the history spans several batches");
+        assert!(
+            updates.len() > MERGE_BATCH,
+            "the history spans several batches"
+        );
         let once = UpdateEncoding::V1.merge_once(&updates).unwrap();
         let batched = UpdateEncoding::V1.merge(&updates).unwrap();
         let sv = |u: &Bytes| UpdateEncoding::V1.state_vector(u).unwrap();
