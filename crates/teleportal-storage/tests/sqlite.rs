@@ -364,6 +364,21 @@ async fn files_store_whole_and_read_by_chunk() {
         Err(StorageError::NotFound { kind: "file", .. })
     ));
     assert_eq!(storage.files_of_document(&doc).await.unwrap(), vec![b]);
+    assert_eq!(
+        rows(&storage, "file_chunks"),
+        1,
+        "the deleted file's chunks went with it"
+    );
+}
+
+/// Rows in one of the store's tables, read with SQLite directly.
+fn rows(storage: &SqliteStorage, table: &str) -> i64 {
+    rusqlite::Connection::open(storage.path())
+        .unwrap()
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })
+        .unwrap()
 }
 
 #[tokio::test]
@@ -450,6 +465,11 @@ async fn uploads_resume_complete_and_expire() {
     let (taken, chunks) = storage.take(&id).await.unwrap();
     assert_eq!((taken, chunks), (meta, vec![update("a"), update("b")]));
     assert_eq!(storage.progress(&id).await.unwrap(), None);
+    assert_eq!(
+        rows(&storage, "upload_chunks"),
+        0,
+        "taken chunks are removed"
+    );
 
     let old = storage.begin(file(5, 1)).await.unwrap();
     assert_eq!(storage.expire(old.started_at).await.unwrap(), 0);
