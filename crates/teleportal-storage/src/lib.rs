@@ -30,7 +30,8 @@
 //! - `conformance` (feature `test-util`) is the one suite every backend runs.
 //!
 //! # Features
-//! - `sqlite` (default): the embedded durable store.
+//! - `sqlite` (default): [`SqliteStorage`], the embedded durable store (SQLite, bundled, in WAL
+//!   mode, with group commit).
 //! - `test-util`: the conformance suite.
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
@@ -45,6 +46,8 @@ mod file;
 mod id;
 mod memory;
 pub mod milestone;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod store;
 mod update;
 mod upload;
@@ -60,6 +63,8 @@ pub use file::{FileId, FileMetadata, FileStorage};
 pub use id::DocumentId;
 pub use memory::MemoryStorage;
 pub use milestone::{Milestone, MilestoneMeta, MilestoneStorage};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{DATABASE_FILE, SqliteConfig, SqliteStorage};
 pub use store::{CompactionPolicy, DocumentState, DocumentStore, SizeLimits, SizeWarning};
 pub use update::{MERGE_BATCH, UpdateEncoding};
 pub use upload::{TemporaryUploadStorage, UploadProgress};

@@ -1,0 +1,150 @@
+//! [`FileStorage`] for [`SqliteStorage`], and the file-metadata columns uploads share.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+
+use super::{SqliteStorage, not_found, sql, u64_from_sql, u64_to_sql};
+use crate::memory::check_chunk_count;
+use crate::{DocumentId, FileId, FileMetadata, FileStorage, StorageError};
+
+/// The columns [`metadata_from_row`] reads, in order; `files` and `uploads` both have them.
+pub(super) const METADATA_COLUMNS: &str =
+    "id, filename, size, mime_type, last_modified, encrypted, chunk_size, chunk_count, document";
+
+/// Reads [`METADATA_COLUMNS`] starting at column 0.
+pub(super) fn metadata_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<FileMetadata> {
+    Ok(FileMetadata {
+        id: FileId::new(row.get(0)?),
+        filename: row.get(1)?,
+        size: u64_from_sql(row.get(2)?),
+        mime_type: row.get(3)?,
+        last_modified: u64_from_sql(row.get(4)?),
+        encrypted: row.get(5)?,
+        chunk_size: row.get(6)?,
+        chunk_count: row.get(7)?,
+        document: row.get::<_, Option<String>>(8)?.map(DocumentId::from),
+    })
+}
+
+/// [`METADATA_COLUMNS`]' values for `metadata`, in order, as statement parameters.
+pub(super) fn metadata_values(metadata: &FileMetadata) -> Vec<Value> {
+    vec![
+        Value::Blob(metadata.id.as_bytes().to_vec()),
+        Value::Text(metadata.filename.clone()),
+        Value::Integer(u64_to_sql(metadata.size)),
+        Value::Text(metadata.mime_type.clone()),
+        Value::Integer(u64_to_sql(metadata.last_modified)),
+        Value::Integer(metadata.encrypted.into()),
+        Value::Integer(metadata.chunk_size.into()),
+        Value::Integer(metadata.chunk_count.into()),
+        metadata
+            .document
+            .as_ref()
+            .map_or(Value::Null, |doc| Value::Text(doc.as_str().to_owned())),
+    ]
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl FileStorage for SqliteStorage {
+    /// Stores the metadata and every chunk in one transaction: a reader sees all or nothing.
+    async fn put_file(
+        &self,
+        metadata: FileMetadata,
+        chunks: Vec<Bytes>,
+    ) -> Result<(), StorageError> {
+        check_chunk_count(&metadata, chunks.len())?;
+        self.write(move |conn| put_file(conn, &metadata, &chunks))
+            .await
+    }
+
+    async fn file_metadata(&self, id: &FileId) -> Result<Option<FileMetadata>, StorageError> {
+        let id = *id;
+        self.read(move |conn| file_metadata(conn, &id)).await
+    }
+
+    async fn chunk(&self, id: &FileId, index: u32) -> Result<Bytes, StorageError> {
+        let id = *id;
+        self.read(move |conn| chunk(conn, &id, index)).await
+    }
+
+    async fn files_of_document(&self, doc: &DocumentId) -> Result<Vec<FileMetadata>, StorageError> {
+        let doc = doc.clone();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {METADATA_COLUMNS} FROM files WHERE document = ?1 ORDER BY id"
+            ))
+            .and_then(|mut s| {
+                s.query_map([doc.as_str()], metadata_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(sql)
+        })
+        .await
+    }
+
+    async fn delete_file(&self, id: &FileId) -> Result<(), StorageError> {
+        let id = *id;
+        self.write(move |conn| {
+            // Its chunks go with it (ON DELETE CASCADE).
+            conn.prepare_cached("DELETE FROM files WHERE id = ?1")
+                .and_then(|mut s| s.execute([id.as_bytes()]))
+                .map(drop)
+                .map_err(sql)
+        })
+        .await
+    }
+}
+
+fn put_file(
+    conn: &Connection,
+    metadata: &FileMetadata,
+    chunks: &[Bytes],
+) -> Result<(), StorageError> {
+    let inserted = conn
+        .prepare_cached(&format!(
+            "INSERT INTO files ({METADATA_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (id) DO NOTHING"
+        ))
+        .and_then(|mut s| s.execute(params_from_iter(metadata_values(metadata))))
+        .map_err(sql)?;
+    if inserted == 0 {
+        return Ok(()); // Content-addressed: the stored file has these very bytes.
+    }
+    let mut statement = conn
+        .prepare_cached("INSERT INTO file_chunks (file, idx, data) VALUES (?1, ?2, ?3)")
+        .map_err(sql)?;
+    for (index, chunk) in (0u32..).zip(chunks) {
+        statement
+            .execute((metadata.id.as_bytes(), index, chunk.as_ref()))
+            .map_err(sql)?;
+    }
+    Ok(())
+}
+
+fn file_metadata(conn: &Connection, id: &FileId) -> Result<Option<FileMetadata>, StorageError> {
+    conn.prepare_cached(&format!(
+        "SELECT {METADATA_COLUMNS} FROM files WHERE id = ?1"
+    ))
+    .and_then(|mut s| s.query_row([id.as_bytes()], metadata_from_row).optional())
+    .map_err(sql)
+}
+
+fn chunk(conn: &mut Connection, id: &FileId, index: u32) -> Result<Bytes, StorageError> {
+    // One snapshot for both lookups, so "no such chunk" is not a file deleted in between.
+    let tx = conn.transaction().map_err(sql)?;
+    let data = tx
+        .prepare_cached("SELECT data FROM file_chunks WHERE file = ?1 AND idx = ?2")
+        .and_then(|mut s| {
+            s.query_row((id.as_bytes(), index), |r| r.get::<_, Vec<u8>>(0))
+                .optional()
+        })
+        .map_err(sql)?;
+    match data {
+        Some(data) => Ok(Bytes::from(data)),
+        None if file_metadata(&tx, id)?.is_none() => Err(not_found("file", id)),
+        None => Err(not_found("chunk", format!("{id}/{index}"))),
+    }
+}
