@@ -1,3 +1,5 @@
+// Tests use yrs documents as stand-in clients.
+#![allow(clippy::disallowed_types)]
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;

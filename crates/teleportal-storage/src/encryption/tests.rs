@@ -1,3 +1,5 @@
+// Tests use yrs documents as stand-in clients.
+#![allow(clippy::disallowed_types)]
 use std::sync::Arc;
 
 use bytes::Bytes;
