@@ -363,7 +363,10 @@ mod tests {
     fn overlong_var_ints_are_accepted_up_to_the_bound() {
         let mut padded = vec![0x80; MAX_VAR_INT_BYTES - 1];
         padded.push(0);
-        assert_eq!(Reader::new(Bytes::from(padded.clone())).read_var_uint("x"), Ok(0));
+        assert_eq!(
+            Reader::new(Bytes::from(padded.clone())).read_var_uint("x"),
+            Ok(0)
+        );
         assert!(Reader::new(Bytes::from(padded)).read_var_int("x").is_ok());
         let mut too_long = vec![0x80; MAX_VAR_INT_BYTES];
         too_long.push(0);

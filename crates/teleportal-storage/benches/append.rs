@@ -9,7 +9,6 @@
 //! `docs/storage.md`.
 // The bench's clients are yrs documents; the store under test never builds one.
 #![allow(clippy::disallowed_types)]
-
 // criterion's macros generate undocumented items.
 #![allow(missing_docs)]
 
