@@ -1,15 +1,17 @@
-//! The engine that drives Teleportal sessions.
+//! The engine that drives Teleportal sessions, over any transport.
 //!
-//! This crate will hold the server: one session per open document, created on demand and
-//! dropped when idle; sync as the protocol describes; ACKs only after storage reports an update
-//! durable; permission hooks; pub/sub fanout; and y-websocket compatibility (see the server
-//! issue). Today it names the wire types a server speaks.
-//!
-//! ```
-//! use teleportal_server::Frame;
-//! assert_eq!(Frame::decode(bytes::Bytes::from_static(b"YJSping")).unwrap(), Frame::Ping);
-//! ```
+//! A [`Server`] keeps one session per open document — created when a client first touches the
+//! document, dropped after [`ServerConfig::idle_timeout`] without clients — and never holds a
+//! whole `Y.Doc`: updates go to a [`DocumentStore`](teleportal_storage::DocumentStore) as
+//! encoded bytes and sync answers come from it. Transports (WebSocket, MessageArray over a
+//! byte stream, HTTP) hand each connection's messages to [`serve`] (Teleportal protocol) or
+//! [`serve_y_protocols`] (standard y-websocket clients).
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
+mod config;
+mod permission;
+
+pub use config::ServerConfig;
+pub use permission::{Access, AllowAll, PermissionChecker};
 pub use teleportal_core::{Frame, Message, YMessage};
