@@ -47,11 +47,10 @@ impl UpdateEncoding {
     /// # Errors
     /// What yrs reports for bytes that are not an update.
     pub fn validate(self, update: &[u8]) -> Result<(), BoxError> {
-        match self {
-            UpdateEncoding::V1 => yrs::Update::decode_v1(update).map(drop)?,
-            UpdateEncoding::V2 => yrs::Update::decode_v2(update).map(drop)?,
-        }
-        Ok(())
+        guarded(|| match self {
+            UpdateEncoding::V1 => yrs::Update::decode_v1(update).map(drop),
+            UpdateEncoding::V2 => yrs::Update::decode_v2(update).map(drop),
+        })
     }
 
     /// Merges updates into one, in batches of at most [`MERGE_BATCH`].
@@ -85,10 +84,10 @@ impl UpdateEncoding {
             return Ok(one.clone());
         }
         let refs = batch.iter().map(Bytes::as_ref);
-        let merged = match self {
-            UpdateEncoding::V1 => yrs::merge_updates_v1(refs)?,
-            UpdateEncoding::V2 => yrs::merge_updates_v2(refs)?,
-        };
+        let merged = guarded(|| match self {
+            UpdateEncoding::V1 => yrs::merge_updates_v1(refs),
+            UpdateEncoding::V2 => yrs::merge_updates_v2(refs),
+        })?;
         Ok(Bytes::from(merged))
     }
 
@@ -97,10 +96,10 @@ impl UpdateEncoding {
     /// # Errors
     /// What yrs reports for bytes that are not an update.
     pub fn state_vector(self, update: &[u8]) -> Result<Bytes, BoxError> {
-        let sv = match self {
-            UpdateEncoding::V1 => yrs::encode_state_vector_from_update_v1(update)?,
-            UpdateEncoding::V2 => yrs::encode_state_vector_from_update_v2(update)?,
-        };
+        let sv = guarded(|| match self {
+            UpdateEncoding::V1 => yrs::encode_state_vector_from_update_v1(update),
+            UpdateEncoding::V2 => yrs::encode_state_vector_from_update_v2(update),
+        })?;
         Ok(Bytes::from(sv))
     }
 
@@ -109,11 +108,24 @@ impl UpdateEncoding {
     /// # Errors
     /// What yrs reports for an update or state vector it cannot decode.
     pub fn diff(self, update: &[u8], state_vector: &[u8]) -> Result<Bytes, BoxError> {
-        let diff = match self {
-            UpdateEncoding::V1 => yrs::diff_updates_v1(update, state_vector)?,
-            UpdateEncoding::V2 => yrs::diff_updates_v2(update, state_vector)?,
-        };
+        let diff = guarded(|| match self {
+            UpdateEncoding::V1 => yrs::diff_updates_v1(update, state_vector),
+            UpdateEncoding::V2 => yrs::diff_updates_v2(update, state_vector),
+        })?;
         Ok(Bytes::from(diff))
+    }
+}
+
+/// Runs a yrs operation on bytes that may come from the network. yrs reports most bad input
+/// as errors, but a panic on some crafted update must not take a server task down with it:
+/// it becomes an error like any other bad input.
+fn guarded<T, E>(op: impl FnOnce() -> Result<T, E>) -> Result<T, BoxError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(op)) {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err("yrs panicked on this update".into()),
     }
 }
 
@@ -163,6 +175,16 @@ mod tests {
             UpdateEncoding::V1
                 .merge(&[Bytes::from_static(&[9, 9]), Bytes::from_static(&[0, 0])])
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn a_panic_inside_yrs_becomes_an_error() {
+        let result: Result<(), BoxError> =
+            guarded(|| -> Result<(), std::fmt::Error> { panic!("simulated yrs bug") });
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "yrs panicked on this update"
         );
     }
 }
