@@ -1,14 +1,14 @@
-//! Composable `Stream`/`Sink` layers that carry Teleportal messages over any byte transport.
+//! Composable `Stream`/`Sink` layers that carry Teleportal messages over any transport.
 //!
-//! This crate will hold WebSocket framing, limits, inspection and metrics taps and rate
-//! limits as tower-style layers (see the server and auth issues). MessageArray framing over
-//! `AsyncRead`/`AsyncWrite` already exists as [`MessageArrayCodec`].
-//!
-//! ```
-//! use teleportal_transport::MessageArrayCodec;
-//! assert_eq!(MessageArrayCodec::with_max_message_size(1024).max_message_size(), 1024);
-//! ```
+//! [`ws::WsFramed`] carries one message per binary WebSocket frame (spec §2, §21) over any
+//! WebSocket library through [`ws::WsMessage`].
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
+mod error;
+mod size;
+pub mod ws;
+
+pub use error::{BoxError, TransportError};
+pub use size::EncodedLen;
 pub use teleportal_core::codec::MessageArrayCodec;
