@@ -7,7 +7,7 @@ use crate::ws::WsMessage;
 
 /// The encoded size of a value as the peer sent (or will receive) it.
 ///
-/// Used by [`MaxMessageSize`](crate::MaxMessageSize) and metrics. For raw
+/// Used by [`MaxMessageSize`](crate::MaxMessageSize) and [`Metered`](crate::Metered). For raw
 /// WebSocket messages and [`Bytes`] the size is known for free; decoded [`Frame`]s,
 /// [`Message`]s and [`YMessage`]s are encoded again to measure them, so place size-aware
 /// layers below the decoder where the cost matters.
