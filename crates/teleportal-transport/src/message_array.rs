@@ -46,7 +46,10 @@ impl<T: AsyncRead + AsyncWrite> MessageArrayTransport<T> {
     /// Frames `io`, accepting messages of at most `max_message_size` encoded bytes either way.
     pub fn new(io: T, max_message_size: usize) -> Self {
         Self {
-            inner: Framed::new(io, MessageArrayCodec::with_max_message_size(max_message_size)),
+            inner: Framed::new(
+                io,
+                MessageArrayCodec::with_max_message_size(max_message_size),
+            ),
         }
     }
 }
