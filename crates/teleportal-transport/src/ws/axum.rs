@@ -37,3 +37,34 @@ impl From<axum::Error> for TransportError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::extract::ws::{CloseFrame, Message};
+    use bytes::Bytes;
+
+    use crate::ws::{WsKind, WsMessage};
+
+    #[test]
+    fn binary_messages_carry_their_payload() {
+        let msg = Message::from_binary(Bytes::from_static(b"YJSping"));
+        assert_eq!(msg.payload_len(), 7);
+        assert_eq!(
+            msg.into_kind(),
+            WsKind::Binary(Bytes::from_static(b"YJSping"))
+        );
+    }
+
+    #[test]
+    fn text_ping_and_close_are_classified() {
+        assert_eq!(Message::text("abc").into_kind(), WsKind::Text(3));
+        assert_eq!(Message::Ping(Bytes::new()).into_kind(), WsKind::Control);
+        assert_eq!(Message::Pong(Bytes::new()).into_kind(), WsKind::Control);
+        let close = Message::Close(Some(CloseFrame {
+            code: 1000,
+            reason: "bye".into(),
+        }));
+        assert_eq!(close.payload_len(), 3);
+        assert_eq!(close.into_kind(), WsKind::Close);
+    }
+}
