@@ -110,6 +110,8 @@ impl<T: fmt::Debug, F> fmt::Debug for Inspect<T, F> {
     }
 }
 
+// Forward everything, so a method added to the trait cannot fall through to a default.
+#[deny(clippy::missing_trait_methods)]
 impl<T, I, E, F> Stream for Inspect<T, F>
 where
     T: Stream<Item = Result<I, E>>,
@@ -137,6 +139,8 @@ where
     }
 }
 
+// Forward everything, so a method added to the trait cannot fall through to a default.
+#[deny(clippy::missing_trait_methods)]
 impl<T, I, F> Sink<I> for Inspect<T, F>
 where
     T: Sink<I>,

@@ -70,6 +70,8 @@ impl<T> MaxMessageSize<T> {
     }
 }
 
+// Forward everything, so a method added to the trait cannot fall through to a default.
+#[deny(clippy::missing_trait_methods)]
 impl<T, I, E> Stream for MaxMessageSize<T>
 where
     T: Stream<Item = Result<I, E>>,
@@ -99,6 +101,8 @@ where
     }
 }
 
+// Forward everything, so a method added to the trait cannot fall through to a default.
+#[deny(clippy::missing_trait_methods)]
 impl<T, I> Sink<I> for MaxMessageSize<T>
 where
     T: Sink<I>,

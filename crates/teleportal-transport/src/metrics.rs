@@ -158,6 +158,8 @@ impl<T> Metered<T> {
     }
 }
 
+// Forward everything, so a method added to the trait cannot fall through to a default.
+#[deny(clippy::missing_trait_methods)]
 impl<T, I, E> Stream for Metered<T>
 where
     T: Stream<Item = Result<I, E>>,
@@ -186,6 +188,8 @@ where
     }
 }
 
+// Forward everything, so a method added to the trait cannot fall through to a default.
+#[deny(clippy::missing_trait_methods)]
 impl<T, I> Sink<I> for Metered<T>
 where
     T: Sink<I>,
