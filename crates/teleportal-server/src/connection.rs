@@ -83,8 +83,9 @@ impl Connection {
     {
         let closer = std::sync::Arc::clone(&self.registration.closer);
         loop {
+            // Unbiased on purpose: a steady stream of broadcasts must not starve the client's
+            // own messages, nor the other way round. A close is also seen by every `send`.
             tokio::select! {
-                biased;
                 reason = closer.closed() => return Err(Stop::Closed(reason)),
                 broadcast = self.registration.queue.recv() => {
                     // The registration holds a sender, so the queue never ends while we run.

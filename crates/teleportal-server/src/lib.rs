@@ -47,6 +47,14 @@
 //! - **Storage is Yjs V1** (the store's encoding); Teleportal clients speak V2 in content
 //!   envelopes and y-websocket clients V1, so updates are converted on the way with yrs.
 //!
+//! # Between nodes
+//! With [`Server::with_pubsub`], each session subscribes to its document's topic. What a node's
+//! clients send (updates once stored, awareness, presence) is published; what other nodes
+//! publish is relayed to local clients and never stored again (storage is shared). When a
+//! subscription lags and frames were lost, the session sends each local client the whole
+//! stored document as one update: applying it is idempotent and needs no knowledge of what
+//! each client has.
+//!
 //! # Not supported yet
 //! - Content-encrypted (E2EE) documents: their doc messages are NACKed with
 //!   [`E2EE_UNSUPPORTED`]; encrypted awareness is relayed.

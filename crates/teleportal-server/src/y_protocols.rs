@@ -114,8 +114,9 @@ impl YConnection {
             send(outgoing, YMessage::Awareness(states), &closer).await?;
         }
         loop {
+            // Unbiased on purpose: a steady stream of broadcasts must not starve the client's
+            // own messages, nor the other way round. A close is also seen by every `send`.
             tokio::select! {
-                biased;
                 reason = closer.closed() => return Err(Stop::Closed(reason)),
                 broadcast = self.registration.queue.recv() => {
                     if let Some(message) = broadcast.and_then(|b| b.y.clone()) {
