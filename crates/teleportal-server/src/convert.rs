@@ -100,3 +100,58 @@ impl UpdateForms {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    // A document plays the client that produced the update.
+    #![allow(clippy::disallowed_types)]
+
+    use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact};
+
+    use super::*;
+
+    fn hello_v2() -> Bytes {
+        let doc = Doc::with_client_id(1);
+        let text = doc.get_or_insert_text("content");
+        text.insert(&mut doc.transact_mut(), 0, "hello");
+        Bytes::from(
+            doc.transact()
+                .encode_state_as_update_v2(&StateVector::default()),
+        )
+    }
+
+    #[test]
+    fn v2_update_converts_to_v1_with_the_same_content() {
+        let forms = UpdateForms::from_v2(hello_v2()).unwrap();
+        assert!(!forms.empty);
+        let doc = Doc::new();
+        let text = doc.get_or_insert_text("content");
+        let update = yrs::Update::decode_v1(&forms.v1).unwrap();
+        doc.transact_mut().apply_update(update).unwrap();
+        assert_eq!(text.get_string(&doc.transact()), "hello");
+        // And back: V1 → V2 keeps it too.
+        let back = UpdateForms::from_v1(forms.v1).unwrap();
+        assert_eq!(
+            yrs::Update::decode_v2(&back.v2).unwrap().state_vector(),
+            yrs::Update::decode_v2(&hello_v2()).unwrap().state_vector()
+        );
+    }
+
+    #[test]
+    fn empty_stored_update_becomes_the_empty_envelope() {
+        let envelope = stored_to_envelope(UpdateEncoding::V1, UpdateEncoding::V1.empty_update());
+        assert_eq!(envelope.unwrap().as_ref(), &[1, 0, 0, 0]);
+        // yrs's empty V2 update (`UpdateEncoding::V2.empty_update()` does not decode in yrs 0.28).
+        let envelope = stored_to_envelope(
+            UpdateEncoding::V2,
+            Bytes::from_static(yrs::Update::EMPTY_V2),
+        );
+        assert_eq!(envelope.unwrap().as_ref(), &[1, 0, 0, 0]);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(UpdateForms::from_v2(Bytes::from_static(&[9, 9, 9])).is_err());
+        assert!(UpdateForms::from_v1(Bytes::from_static(&[9, 9, 9])).is_err());
+    }
+}

@@ -292,3 +292,93 @@ async fn sync_answer_includes_current_awareness_states_after_the_ack() {
         Message::awareness("notes", teleportal_core::AwarenessMessage::Update(state))
     );
 }
+
+/// Storage whose appends always fail, as a broken disk would.
+struct FailingStorage(MemoryStorage);
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl DocumentStorage for FailingStorage {
+    async fn append(
+        &self,
+        _doc: &DocumentId,
+        _update: Bytes,
+        _options: AppendOptions,
+    ) -> Result<AppendReceipt, StorageError> {
+        Err(StorageError::backend(
+            "disk",
+            std::io::Error::other("disk full"),
+        ))
+    }
+    async fn load(&self, doc: &DocumentId) -> Result<StoredDocument, StorageError> {
+        self.0.load(doc).await
+    }
+    async fn metadata(&self, doc: &DocumentId) -> Result<Option<DocumentMetadata>, StorageError> {
+        self.0.metadata(doc).await
+    }
+    async fn compact(
+        &self,
+        doc: &DocumentId,
+        upto: Seq,
+        snapshot: Bytes,
+    ) -> Result<(), StorageError> {
+        self.0.compact(doc, upto, snapshot).await
+    }
+    async fn delete(&self, doc: &DocumentId) -> Result<(), StorageError> {
+        self.0.delete(doc).await
+    }
+}
+
+#[tokio::test]
+async fn failed_append_is_nacked_with_the_cause_and_not_relayed() {
+    let server = Server::new(DocumentStore::new(FailingStorage(MemoryStorage::new())));
+    let mut watcher = Client::connect(&server, "bob");
+    sync(&mut watcher, &Replica::new(2), "notes").await;
+    let mut writer = Client::connect(&server, "alice");
+    let id = writer.send(update_message("notes", Replica::new(1).type_text("lost")));
+    let (ack, _) = writer.until_ack(id).await;
+    assert_eq!(
+        ack.error.as_deref(),
+        Some("storage failed for document notes: disk backend failed: disk full")
+    );
+    watcher.assert_quiet(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn unknown_rpc_gets_501_response_and_nack() {
+    use teleportal_core::{Any, RpcKind, RpcMessage, RpcPayload};
+    let server = memory_server();
+    let mut client = Client::connect(&server, "alice");
+    let id = client.send(Message::rpc(
+        "notes",
+        RpcMessage {
+            method: "milestoneList".into(),
+            kind: RpcKind::Request,
+            payload: RpcPayload::Success(Any::Object(vec![(
+                "method".into(),
+                Any::String("milestoneList".into()),
+            )])),
+        },
+    ));
+    let (ack, before) = client.until_ack(id).await;
+    assert_eq!(
+        ack.error.as_deref(),
+        Some("Unknown RPC method: milestoneList")
+    );
+    let [response] = before.as_slice() else {
+        panic!("expected one response, got {before:?}");
+    };
+    let Body::Rpc(rpc) = &response.body else {
+        panic!("expected an rpc response, got {response:?}");
+    };
+    assert_eq!(
+        rpc.kind,
+        RpcKind::Response {
+            original_request_id: id.to_string()
+        }
+    );
+    assert!(matches!(
+        &rpc.payload,
+        RpcPayload::Error { status_code: 501, details, .. } if details == "Unknown RPC method: milestoneList"
+    ));
+}
