@@ -57,6 +57,15 @@ pub enum ServerError {
         #[source]
         source: yrs::encoding::read::Error,
     },
+    /// A sync-step-1's state vector did not decode.
+    #[error("invalid state vector for document {document}")]
+    InvalidStateVector {
+        /// The document.
+        document: String,
+        /// What yrs reported.
+        #[source]
+        source: BoxError,
+    },
     /// An unencrypted awareness update did not decode.
     #[error("invalid awareness update for document {document}")]
     InvalidAwareness {

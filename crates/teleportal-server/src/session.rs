@@ -142,10 +142,9 @@ impl Session {
             .store
             .encoding()
             .diff(&state.update, state_vector)
-            .map_err(|e| {
-                self.storage_error(teleportal_storage::StorageError::InvalidRequest {
-                    reason: format!("bad state vector: {e}"),
-                })
+            .map_err(|source| ServerError::InvalidStateVector {
+                document: self.name.to_string(),
+                source,
             })?;
         Ok((diff, state.state_vector))
     }

@@ -382,3 +382,17 @@ async fn unknown_rpc_gets_501_response_and_nack() {
         RpcPayload::Error { status_code: 501, details, .. } if details == "Unknown RPC method: milestoneList"
     ));
 }
+
+#[tokio::test]
+async fn garbage_state_vector_is_nacked_with_a_reason() {
+    let server = memory_server();
+    let mut client = Client::connect(&server, "alice");
+    let id = client.send(sync_step_1("notes", Bytes::from_static(&[0xff, 0xff])));
+    let (ack, before) = client.until_ack(id).await;
+    assert!(before.is_empty(), "{before:?}");
+    let error = ack.error.expect("a NACK");
+    assert!(
+        error.starts_with("invalid state vector for document notes"),
+        "{error}"
+    );
+}
