@@ -144,3 +144,21 @@ async fn presence_announce_gets_roster_and_others_see_join_and_leave() {
     );
     a.assert_quiet(Duration::from_millis(100)).await;
 }
+
+#[tokio::test]
+async fn encrypted_awareness_is_relayed_unread() {
+    let server = memory_server();
+    let (mut a, mut b) = (Client::connect(&server, "a"), Client::connect(&server, "b"));
+    // b joins the document with an encrypted awareness request.
+    let mut request = Message::awareness("secret", AwarenessMessage::Request);
+    request.encrypted = true;
+    let id = b.send(request);
+    assert!(b.until_ack(id).await.0.is_positive());
+
+    let blob = Bytes::from_static(&[0xaa; 40]); // an AES-GCM blob, opaque to the server
+    let mut update = Message::awareness("secret", AwarenessMessage::Update(blob.clone()));
+    update.encrypted = true;
+    let id = a.send(update.clone());
+    assert!(a.until_ack(id).await.0.is_positive());
+    assert_eq!(b.recv_message().await, update);
+}

@@ -120,3 +120,59 @@ async fn shutdown_closes_clients_with_a_reason_and_drops_sessions() {
     let late = Client::connect(&server, "b");
     assert_eq!(late.driver.await.unwrap().unwrap(), reason);
 }
+
+#[tokio::test]
+async fn dropping_the_driver_future_removes_the_client_like_a_disconnect() {
+    let server = memory_server();
+    let (mut a, mut b) = (Client::connect(&server, "a"), Client::connect(&server, "b"));
+    sync(&mut b, &Replica::new(2), "notes").await;
+    let state = teleportal_core::y_protocols::AwarenessUpdate {
+        entries: vec![teleportal_core::y_protocols::AwarenessEntry {
+            client_id: 5,
+            clock: 1,
+            state: "{}".into(),
+        }],
+    };
+    let id = a.send(teleportal_core::Message::awareness(
+        "notes",
+        teleportal_core::AwarenessMessage::Update(state.to_bytes()),
+    ));
+    a.until_ack(id).await;
+    b.recv_message().await; // the state itself
+
+    a.driver.abort(); // e.g. the transport's task was cancelled
+    let removal = b.recv_message().await;
+    let Body::Awareness(teleportal_core::AwarenessMessage::Update(update)) = removal.body else {
+        panic!("expected the removal, got {removal:?}");
+    };
+    let update = teleportal_core::y_protocols::AwarenessUpdate::decode(update).unwrap();
+    assert_eq!(update.entries[0].state, "null");
+}
+
+#[derive(Debug)]
+struct Broken;
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("socket reset")
+    }
+}
+
+impl std::error::Error for Broken {}
+
+#[tokio::test]
+async fn transport_error_ends_serve_with_the_error() {
+    let server = memory_server();
+    let incoming = futures::stream::iter([Err::<Frame, _>(Broken)]);
+    let (outgoing, _rx) = mpsc::unbounded::<Frame>();
+    let result = serve(&server, ClientContext::new("a"), incoming, outgoing).await;
+    let error = result.expect_err("transport error");
+    assert!(matches!(
+        error,
+        teleportal_server::ServerError::Transport(_)
+    ));
+    assert_eq!(
+        std::error::Error::source(&error).unwrap().to_string(),
+        "socket reset"
+    );
+}
