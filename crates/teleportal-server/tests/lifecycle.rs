@@ -1,0 +1,178 @@
+//! Sessions come and go; slow clients are cut off; shutdown closes everyone.
+
+mod common;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use futures::StreamExt;
+use futures::channel::mpsc;
+use teleportal_core::{Body, DocMessage, Frame};
+use teleportal_server::{ClientContext, CloseReason, ServerConfig, serve};
+
+#[tokio::test(start_paused = true)]
+async fn idle_session_unloads_after_timeout_unless_rejoined() {
+    let server = memory_server()
+        .with_config(ServerConfig::default().with_idle_timeout(Duration::from_secs(30)));
+    let mut client = Client::connect(&server, "a");
+    sync(&mut client, &Replica::new(1), "notes").await;
+    assert_eq!(server.open_documents(), ["notes"]);
+
+    drop(client.tx);
+    client.driver.await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(
+        server.open_documents(),
+        ["notes"],
+        "still within the idle timeout"
+    );
+
+    // A client comes back and leaves again: the earlier timer must not unload the session.
+    let mut again = Client::connect(&server, "b");
+    sync(&mut again, &Replica::new(2), "notes").await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert_eq!(server.open_documents(), ["notes"], "in use");
+    drop(again.tx);
+    again.driver.await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    assert_eq!(server.open_documents(), ["notes"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        server.open_documents().is_empty(),
+        "unloaded after 30 s idle"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_that_never_reads_is_disconnected_while_others_get_every_update() {
+    const UPDATES: usize = 10_000;
+    // The default queue (1024) absorbs the writer's bursts for a client that reads.
+    let server = memory_server();
+
+    // The slow client: its transport holds one frame and nobody ever reads it.
+    let (slow_tx, incoming) = mpsc::unbounded::<Result<Frame, Infallible>>();
+    let (outgoing, mut slow_rx) = mpsc::channel::<Frame>(0);
+    let slow = tokio::spawn({
+        let server = server.clone();
+        async move { serve(&server, ClientContext::new("slow"), incoming, outgoing).await }
+    });
+    slow_tx
+        .unbounded_send(Ok(Frame::Message(sync_step_1(
+            "doc",
+            Bytes::from_static(&[0]),
+        ))))
+        .unwrap();
+    // Its first answer proves it joined the document; after that it reads nothing.
+    assert!(matches!(slow_rx.next().await, Some(Frame::Message(_))));
+
+    let mut fast = Client::connect(&server, "fast");
+    sync(&mut fast, &Replica::new(2), "doc").await;
+    let reader = tokio::spawn(async move {
+        let mut updates = 0;
+        while updates < UPDATES {
+            let message = fast.recv_message().await;
+            if matches!(message.body, Body::Doc(DocMessage::Update(_))) {
+                updates += 1;
+            }
+        }
+        updates
+    });
+
+    let mut writer = Client::connect(&server, "writer");
+    let replica = Replica::new(1);
+    let messages: Vec<_> = (0..UPDATES)
+        .map(|i| update_message("doc", replica.type_text(if i % 2 == 0 { "a" } else { "b" })))
+        .collect();
+    // Like a real client, the writer keeps a bounded window of messages in flight.
+    for window in messages.chunks(100) {
+        let ids: Vec<_> = window.iter().map(|m| writer.send(m.clone())).collect();
+        for id in ids {
+            assert!(writer.until_ack(id).await.0.is_positive());
+        }
+    }
+
+    assert_eq!(reader.await.unwrap(), UPDATES);
+    let closed = tokio::time::timeout(WAIT, slow)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        closed,
+        Some(CloseReason("send queue full: client is not reading".into()))
+    );
+    drop(slow_tx);
+}
+
+#[tokio::test]
+async fn shutdown_closes_clients_with_a_reason_and_drops_sessions() {
+    let server = memory_server();
+    let mut client = Client::connect(&server, "a");
+    sync(&mut client, &Replica::new(1), "notes").await;
+
+    server.shutdown().await;
+    let reason = Some(CloseReason("server is shutting down".into()));
+    assert_eq!(client.driver.await.unwrap().unwrap(), reason);
+    assert!(server.open_documents().is_empty());
+
+    let late = Client::connect(&server, "b");
+    assert_eq!(late.driver.await.unwrap().unwrap(), reason);
+}
+
+#[tokio::test]
+async fn dropping_the_driver_future_removes_the_client_like_a_disconnect() {
+    let server = memory_server();
+    let (mut a, mut b) = (Client::connect(&server, "a"), Client::connect(&server, "b"));
+    sync(&mut b, &Replica::new(2), "notes").await;
+    let state = teleportal_core::y_protocols::AwarenessUpdate {
+        entries: vec![teleportal_core::y_protocols::AwarenessEntry {
+            client_id: 5,
+            clock: 1,
+            state: "{}".into(),
+        }],
+    };
+    let id = a.send(teleportal_core::Message::awareness(
+        "notes",
+        teleportal_core::AwarenessMessage::Update(state.to_bytes()),
+    ));
+    a.until_ack(id).await;
+    b.recv_message().await; // the state itself
+
+    a.driver.abort(); // e.g. the transport's task was cancelled
+    let removal = b.recv_message().await;
+    let Body::Awareness(teleportal_core::AwarenessMessage::Update(update)) = removal.body else {
+        panic!("expected the removal, got {removal:?}");
+    };
+    let update = teleportal_core::y_protocols::AwarenessUpdate::decode(update).unwrap();
+    assert_eq!(update.entries[0].state, "null");
+}
+
+#[derive(Debug)]
+struct Broken;
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("socket reset")
+    }
+}
+
+impl std::error::Error for Broken {}
+
+#[tokio::test]
+async fn transport_error_ends_serve_with_the_error() {
+    let server = memory_server();
+    let incoming = futures::stream::iter([Err::<Frame, _>(Broken)]);
+    let (outgoing, _rx) = mpsc::unbounded::<Frame>();
+    let result = serve(&server, ClientContext::new("a"), incoming, outgoing).await;
+    let error = result.expect_err("transport error");
+    assert!(matches!(
+        error,
+        teleportal_server::ServerError::Transport(_)
+    ));
+    assert_eq!(
+        std::error::Error::source(&error).unwrap().to_string(),
+        "socket reset"
+    );
+}
