@@ -7,6 +7,7 @@
 
 use bytes::Bytes;
 use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
 
 use crate::error::BoxError;
 
@@ -37,8 +38,8 @@ impl UpdateEncoding {
     /// The update of an empty document.
     pub fn empty_update(self) -> Bytes {
         match self {
-            UpdateEncoding::V1 => Bytes::from_static(&[0, 0]),
-            UpdateEncoding::V2 => Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            UpdateEncoding::V1 => Bytes::from_static(yrs::Update::EMPTY_V1),
+            UpdateEncoding::V2 => Bytes::from_static(yrs::Update::EMPTY_V2),
         }
     }
 
@@ -96,9 +97,12 @@ impl UpdateEncoding {
     /// # Errors
     /// What yrs reports for bytes that are not an update.
     pub fn state_vector(self, update: &[u8]) -> Result<Bytes, BoxError> {
+        // yrs encodes a V2 update's state vector in V2 too; the wire (and Yjs) always uses V1.
         let sv = guarded(|| match self {
             UpdateEncoding::V1 => yrs::encode_state_vector_from_update_v1(update),
-            UpdateEncoding::V2 => yrs::encode_state_vector_from_update_v2(update),
+            UpdateEncoding::V2 => {
+                yrs::Update::decode_v2(update).map(|u| u.state_vector().encode_v1())
+            }
         })?;
         Ok(Bytes::from(sv))
     }
@@ -110,7 +114,8 @@ impl UpdateEncoding {
     pub fn diff(self, update: &[u8], state_vector: &[u8]) -> Result<Bytes, BoxError> {
         let diff = guarded(|| match self {
             UpdateEncoding::V1 => yrs::diff_updates_v1(update, state_vector),
-            UpdateEncoding::V2 => yrs::diff_updates_v2(update, state_vector),
+            UpdateEncoding::V2 => yrs::StateVector::decode_v1(state_vector)
+                .and_then(|sv| yrs::diff_updates_v2(update, &sv.encode_v2())),
         })?;
         Ok(Bytes::from(diff))
     }
@@ -185,6 +190,36 @@ mod tests {
         assert_eq!(
             result.unwrap_err().to_string(),
             "yrs panicked on this update"
+        );
+    }
+
+    #[test]
+    fn empty_updates_are_valid_in_both_encodings() {
+        for encoding in [UpdateEncoding::V1, UpdateEncoding::V2] {
+            let empty = encoding.empty_update();
+            encoding.validate(&empty).unwrap();
+            assert_eq!(encoding.state_vector(&empty).unwrap().as_ref(), &[0]);
+            let merged = encoding.merge(&[empty.clone(), empty]).unwrap();
+            assert_eq!(encoding.state_vector(&merged).unwrap().as_ref(), &[0]);
+        }
+    }
+
+    #[test]
+    fn v2_state_vectors_and_diffs_use_v1_state_vectors() {
+        let v1 = history();
+        let merged_v1 = UpdateEncoding::V1.merge(&v1).unwrap();
+        let as_v2 = |u: &[u8]| Bytes::from(yrs::Update::decode_v1(u).unwrap().encode_v2());
+        let merged_v2 = as_v2(&merged_v1);
+        let sv = UpdateEncoding::V1.state_vector(&merged_v1).unwrap();
+        assert_eq!(UpdateEncoding::V2.state_vector(&merged_v2).unwrap(), sv);
+        // A peer with the first half misses the same content in either encoding.
+        let half = UpdateEncoding::V1.merge(&v1[..v1.len() / 2]).unwrap();
+        let half_sv = UpdateEncoding::V1.state_vector(&half).unwrap();
+        let diff_v1 = UpdateEncoding::V1.diff(&merged_v1, &half_sv).unwrap();
+        let diff_v2 = UpdateEncoding::V2.diff(&merged_v2, &half_sv).unwrap();
+        assert_eq!(
+            UpdateEncoding::V1.state_vector(&diff_v1).unwrap(),
+            UpdateEncoding::V2.state_vector(&diff_v2).unwrap()
         );
     }
 }
