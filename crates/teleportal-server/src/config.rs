@@ -13,6 +13,9 @@ pub struct ServerConfig {
     pub send_queue: usize,
     /// Largest accepted message in bytes (default 16 MiB, the codec's default).
     pub max_message_size: usize,
+    /// How many recent message ids each document remembers, so a retransmitted message is
+    /// acknowledged but applied once (default 1024).
+    pub dedup_window: usize,
 }
 
 impl Default for ServerConfig {
@@ -21,6 +24,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(60),
             send_queue: 1024,
             max_message_size: teleportal_core::codec::DEFAULT_MAX_MESSAGE_SIZE,
+            dedup_window: 1024,
         }
     }
 }
@@ -41,6 +45,12 @@ impl ServerConfig {
     /// Sets the largest accepted message.
     pub fn with_max_message_size(mut self, max_message_size: usize) -> Self {
         self.max_message_size = max_message_size;
+        self
+    }
+
+    /// Sets how many recent message ids each document remembers for deduplication.
+    pub fn with_dedup_window(mut self, dedup_window: usize) -> Self {
+        self.dedup_window = dedup_window.max(1);
         self
     }
 }

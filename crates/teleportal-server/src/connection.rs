@@ -1,0 +1,424 @@
+//! [`serve`]: drives one Teleportal-protocol connection.
+
+use bytes::Bytes;
+use futures::{Sink, Stream, StreamExt};
+use teleportal_core::{
+    AckMessage, Any, AwarenessMessage, Body, ContentEnvelope, DocMessage, Frame, Message,
+    MessageId, PresenceEntry, PresenceMessage, RpcKind, RpcMessage, RpcPayload, Update,
+};
+
+use crate::convert::UpdateForms;
+use crate::peer::{Stop, send};
+use crate::server::Registration;
+use crate::{Access, ClientContext, CloseReason, Server, ServerError};
+
+/// NACK text for a message whose encrypted flag differs from the document's (spec §4.3).
+pub const ENCRYPTION_MISMATCH: &str = "Message encryption and document encryption are mismatched";
+
+/// NACK text for content-encrypted (E2EE) document messages. The server stores plaintext Yjs
+/// updates; storing sidecars (spec §5.1) is not implemented yet.
+pub const E2EE_UNSUPPORTED: &str = "End-to-end encrypted documents are not supported yet: this server stores plaintext updates only";
+
+/// The auth-message reason for a denied message (spec §4.2).
+pub fn permission_denied_reason(document: &str) -> String {
+    format!("Insufficient permissions to access document {document}")
+}
+
+/// Drives one Teleportal-protocol connection until the client goes away or the server closes it.
+///
+/// Every message is checked with the server's [`PermissionChecker`](crate::PermissionChecker)
+/// before it has any effect; every non-ack message is answered with an ACK once applied (for
+/// updates: once the store reports them durable) or a NACK saying why not. Pings get pongs.
+/// Documents are multiplexed by name: the connection joins a document's session on its first
+/// message for it.
+///
+/// Returns `Ok(None)` when the client ends the stream, `Ok(Some(reason))` when the server
+/// closed the connection (send queue full, shutdown): the transport should pass the reason on.
+///
+/// # Errors
+/// [`ServerError::Transport`] when `incoming` yields an error, [`ServerError::Send`] when
+/// `outgoing` refuses a frame.
+///
+/// # Cancel safety
+/// Dropping the future ends the connection as if the client left: it leaves its sessions and
+/// its awareness states are removed. A message being handled may or may not have been stored.
+pub async fn serve<S, K, E>(
+    server: &Server,
+    client: ClientContext,
+    mut incoming: S,
+    mut outgoing: K,
+) -> Result<Option<CloseReason>, ServerError>
+where
+    S: Stream<Item = Result<Frame, E>> + Send + Unpin,
+    K: Sink<Frame> + Send + Unpin,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let Some(registration) = server.connect() else {
+        return Ok(Some(CloseReason::shutdown()));
+    };
+    let mut connection = Connection {
+        client,
+        registration,
+    };
+    let result = connection.run(&mut incoming, &mut outgoing).await;
+    match result {
+        Ok(()) => Ok(None),
+        Err(Stop::Closed(reason)) => Ok(Some(reason)),
+        Err(Stop::SinkFailed) => Err(ServerError::Send),
+        Err(Stop::Transport(error)) => Err(ServerError::Transport(error)),
+    }
+}
+
+struct Connection {
+    client: ClientContext,
+    registration: Registration,
+}
+
+impl Connection {
+    async fn run<S, K, E>(&mut self, incoming: &mut S, outgoing: &mut K) -> Result<(), Stop>
+    where
+        S: Stream<Item = Result<Frame, E>> + Send + Unpin,
+        K: Sink<Frame> + Send + Unpin,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let closer = std::sync::Arc::clone(&self.registration.closer);
+        loop {
+            tokio::select! {
+                biased;
+                reason = closer.closed() => return Err(Stop::Closed(reason)),
+                broadcast = self.registration.queue.recv() => {
+                    // The registration holds a sender, so the queue never ends while we run.
+                    if let Some(frame) = broadcast.and_then(|b| b.frame.clone()) {
+                        send(outgoing, frame, &closer).await?;
+                    }
+                }
+                item = incoming.next() => match item {
+                    None => return Ok(()),
+                    Some(Err(error)) => return Err(Stop::Transport(Box::new(error))),
+                    Some(Ok(frame)) => {
+                        for reply in self.handle(frame).await {
+                            send(outgoing, reply, &closer).await?;
+                        }
+                        // A client that writes without pause would otherwise keep this task
+                        // busy (its stream is always ready), starving the drivers that relay its
+                        // updates to others on the same worker.
+                        tokio::task::coop::consume_budget().await;
+                    }
+                },
+            }
+        }
+    }
+
+    async fn handle(&mut self, frame: Frame) -> Vec<Frame> {
+        let message = match frame {
+            Frame::Ping => return vec![Frame::Pong],
+            Frame::Pong => return Vec::new(),
+            Frame::Message(message) => message,
+        };
+        // Frames arrive decoded, so the id is that of the canonical encoding; the reference
+        // client's encoder is canonical, so it equals the id of the bytes it sent.
+        let id = message.id();
+        let Message {
+            document,
+            encrypted,
+            body,
+        } = message;
+        match body {
+            Body::Ack(_) => Vec::new(),
+            Body::Doc(doc) => self.handle_doc(id, &document, encrypted, doc).await,
+            Body::Awareness(awareness) => {
+                self.handle_awareness(id, &document, encrypted, awareness)
+                    .await
+            }
+            Body::Presence(presence) => self.handle_presence(id, &document, presence).await,
+            Body::Rpc(rpc) => self.handle_rpc(id, &document, encrypted, rpc).await,
+            _ => vec![nack(id, "unsupported message type")],
+        }
+    }
+
+    async fn allowed(&self, document: &str, access: Access) -> bool {
+        self.registration
+            .server
+            .allowed(&self.client.client_id, document, access)
+            .await
+    }
+
+    async fn handle_doc(
+        &mut self,
+        id: MessageId,
+        document: &str,
+        encrypted: bool,
+        doc: DocMessage,
+    ) -> Vec<Frame> {
+        let access = match &doc {
+            DocMessage::SyncStep1 { .. } | DocMessage::SyncDone => Access::Read,
+            DocMessage::SyncStep2(_) | DocMessage::Update(_) => Access::Write,
+            // Only servers send auth-messages; the reference's permission check rejects them.
+            _ => return vec![nack(id, "auth-messages are sent by the server only")],
+        };
+        if !self.allowed(document, access).await {
+            let reason = permission_denied_reason(document);
+            // A denied sync-step-2 ends the sync as if it were applied (spec §4.3).
+            let answer = if matches!(doc, DocMessage::SyncStep2(_)) {
+                DocMessage::SyncDone
+            } else {
+                DocMessage::Auth {
+                    allowed: false,
+                    reason: reason.clone(),
+                }
+            };
+            return vec![doc_frame(document, answer), nack(id, reason)];
+        }
+        let session = match self.registration.session(document).await {
+            Ok(session) => session,
+            Err(error) => return vec![nack(id, error.chain())],
+        };
+        if session.check_mode(encrypted).is_err() {
+            return vec![nack(id, ENCRYPTION_MISMATCH)];
+        }
+        if encrypted {
+            return vec![nack(id, E2EE_UNSUPPORTED)];
+        }
+        match doc {
+            DocMessage::SyncStep1 { state_vector } => {
+                match session.sync_state(&state_vector).await {
+                    Ok((diff, state_vector)) => vec![
+                        doc_frame(
+                            document,
+                            DocMessage::SyncStep2(Update {
+                                version: 2,
+                                data: diff.envelope(),
+                            }),
+                        ),
+                        doc_frame(document, DocMessage::SyncStep1 { state_vector }),
+                        ack(id),
+                    ],
+                    Err(error) => vec![nack(id, error.chain())],
+                }
+            }
+            DocMessage::SyncStep2(update) => {
+                let mut replies = match self.apply(id, document, update.data).await {
+                    Ok(()) => vec![ack(id)],
+                    Err(text) => vec![nack(id, text)],
+                };
+                replies.insert(0, doc_frame(document, DocMessage::SyncDone));
+                replies
+            }
+            DocMessage::Update(update) => match self.apply(id, document, update.data).await {
+                Ok(()) => vec![ack(id)],
+                Err(text) => vec![nack(id, text)],
+            },
+            _ => vec![ack(id)],
+        }
+    }
+
+    /// Stores one content envelope's update and relays it; `Err` is the NACK text.
+    async fn apply(&mut self, id: MessageId, document: &str, data: Bytes) -> Result<(), String> {
+        let session = self
+            .registration
+            .session(document)
+            .await
+            .map_err(|e| e.chain())?;
+        if session.is_duplicate(&id) {
+            return Ok(());
+        }
+        // The version byte is ignored, as the reference ignores it: data is always an envelope.
+        let envelope = ContentEnvelope::decode(data).map_err(|source| {
+            ServerError::InvalidEnvelope {
+                document: document.to_string(),
+                source,
+            }
+            .chain()
+        })?;
+        if !envelope.sidecars.is_empty() || envelope.compaction.is_some() {
+            return Err(E2EE_UNSUPPORTED.to_string());
+        }
+        if envelope.structure_update.is_empty() {
+            return Ok(()); // Nothing to store (spec §5.1).
+        }
+        let forms = UpdateForms::from_v2(envelope.structure_update).map_err(|source| {
+            ServerError::InvalidUpdate {
+                document: document.to_string(),
+                source,
+            }
+            .chain()
+        })?;
+        if forms.empty {
+            return Ok(());
+        }
+        session
+            .apply_update(self.registration.peer.id, &forms, Some(id))
+            .await
+            .map_err(|e| e.chain())
+    }
+
+    async fn handle_awareness(
+        &mut self,
+        id: MessageId,
+        document: &str,
+        encrypted: bool,
+        awareness: AwarenessMessage,
+    ) -> Vec<Frame> {
+        if !self.allowed(document, Access::Read).await {
+            return denied(id, document);
+        }
+        let session = match self.registration.session(document).await {
+            Ok(session) => session,
+            Err(error) => return vec![nack(id, error.chain())],
+        };
+        // Awareness may fix the mode, but only doc messages are checked against it (§19.10).
+        let _ = session.check_mode(encrypted);
+        match awareness {
+            AwarenessMessage::Update(update) => {
+                match session
+                    .apply_awareness(self.registration.peer.id, update, encrypted)
+                    .await
+                {
+                    Ok(()) => vec![ack(id)],
+                    Err(error) => vec![nack(id, error.chain())],
+                }
+            }
+            AwarenessMessage::Request => {
+                let mut replies = Vec::new();
+                if let Some(states) = session.awareness_snapshot() {
+                    replies.push(Frame::Message(Message::awareness(
+                        document,
+                        AwarenessMessage::Update(states),
+                    )));
+                }
+                replies.push(ack(id));
+                replies
+            }
+            _ => vec![nack(id, "unsupported awareness message")],
+        }
+    }
+
+    async fn handle_presence(
+        &mut self,
+        id: MessageId,
+        document: &str,
+        presence: PresenceMessage,
+    ) -> Vec<Frame> {
+        if !self.allowed(document, Access::Read).await {
+            return denied(id, document);
+        }
+        let session = match self.registration.session(document).await {
+            Ok(session) => session,
+            Err(error) => return vec![nack(id, error.chain())],
+        };
+        let conn = self.registration.peer.id;
+        match presence {
+            PresenceMessage::Announce { awareness_id } => {
+                let entry = PresenceEntry {
+                    awareness_id,
+                    client_id: self.client.client_id.clone(),
+                    user_id: self.client.user.clone().unwrap_or_default(),
+                    data: Vec::new(),
+                };
+                let mut replies: Vec<Frame> = session
+                    .announce(conn, entry)
+                    .await
+                    .into_iter()
+                    .map(|e| Frame::Message(Message::presence(document, PresenceMessage::Join(e))))
+                    .collect();
+                replies.push(ack(id));
+                replies
+            }
+            PresenceMessage::Unannounce { awareness_id } => {
+                session.unannounce(conn, awareness_id).await;
+                vec![ack(id)]
+            }
+            _ => vec![nack(
+                id,
+                "presence join, leave and heartbeat are sent by servers only",
+            )],
+        }
+    }
+
+    async fn handle_rpc(
+        &mut self,
+        id: MessageId,
+        document: &str,
+        encrypted: bool,
+        rpc: RpcMessage,
+    ) -> Vec<Frame> {
+        if !matches!(rpc.kind, RpcKind::Request) {
+            return vec![nack(
+                id,
+                "RPC streams and responses are not supported by this server",
+            )];
+        }
+        let access = if is_write_method(&rpc.method) {
+            Access::Write
+        } else {
+            Access::Read
+        };
+        let allowed = document.is_empty() || self.allowed(document, access).await;
+        let (status_code, details, payload) = if allowed {
+            (
+                501,
+                format!("Unknown RPC method: {}", rpc.method),
+                Some(Any::Object(vec![(
+                    "method".into(),
+                    Any::String(rpc.method.clone()),
+                )])),
+            )
+        } else {
+            (403, "Permission denied".to_string(), None)
+        };
+        let response = Message::new(
+            document,
+            encrypted,
+            Body::Rpc(RpcMessage {
+                method: rpc.method,
+                kind: RpcKind::Response {
+                    original_request_id: id.to_string(),
+                },
+                payload: RpcPayload::Error {
+                    status_code,
+                    details: details.clone(),
+                    payload,
+                },
+            }),
+        );
+        vec![Frame::Message(response), nack(id, details)]
+    }
+}
+
+/// RPC methods that need write permission (spec §11.4).
+fn is_write_method(method: &str) -> bool {
+    matches!(
+        method,
+        "milestoneCreate"
+            | "milestoneUpdateName"
+            | "milestoneDelete"
+            | "milestoneRestore"
+            | "fileUpload"
+    )
+}
+
+fn doc_frame(document: &str, doc: DocMessage) -> Frame {
+    Frame::Message(Message::doc(document, doc))
+}
+
+fn ack(id: MessageId) -> Frame {
+    Frame::Message(Message::ack(AckMessage::positive(id)))
+}
+
+fn nack(id: MessageId, error: impl Into<String>) -> Frame {
+    Frame::Message(Message::ack(AckMessage::error(id, error)))
+}
+
+fn denied(id: MessageId, document: &str) -> Vec<Frame> {
+    let reason = permission_denied_reason(document);
+    vec![
+        doc_frame(
+            document,
+            DocMessage::Auth {
+                allowed: false,
+                reason: reason.clone(),
+            },
+        ),
+        nack(id, reason),
+    ]
+}

@@ -1,0 +1,71 @@
+//! Converting updates between the forms the engine meets: Yjs V1 (storage by default,
+//! y-websocket clients) and Yjs V2 inside a content envelope (Teleportal clients).
+//!
+//! Conversion decodes the update's structs with yrs and re-encodes them; no document is built.
+
+use bytes::Bytes;
+use teleportal_core::ContentEnvelope;
+use teleportal_storage::UpdateEncoding;
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+
+/// One update in both encodings, so every kind of client gets it without converting again.
+#[derive(Debug, Clone)]
+pub(crate) struct UpdateForms {
+    pub(crate) v1: Bytes,
+    pub(crate) v2: Bytes,
+    /// No structs and no deletions: nothing to store or send.
+    pub(crate) empty: bool,
+}
+
+impl UpdateForms {
+    /// From a Yjs V2 update (a Teleportal envelope's structure update).
+    pub(crate) fn from_v2(v2: Bytes) -> Result<Self, yrs::encoding::read::Error> {
+        let update = yrs::Update::decode_v2(&v2)?;
+        Ok(UpdateForms {
+            v1: Bytes::from(update.encode_v1()),
+            empty: update.is_empty(),
+            v2,
+        })
+    }
+
+    /// From a Yjs V1 update (y-websocket, or storage).
+    pub(crate) fn from_v1(v1: Bytes) -> Result<Self, yrs::encoding::read::Error> {
+        let update = yrs::Update::decode_v1(&v1)?;
+        Ok(UpdateForms {
+            v2: Bytes::from(update.encode_v2()),
+            empty: update.is_empty(),
+            v1,
+        })
+    }
+
+    /// From an update in the store's encoding.
+    pub(crate) fn from_stored(
+        encoding: UpdateEncoding,
+        bytes: Bytes,
+    ) -> Result<Self, yrs::encoding::read::Error> {
+        match encoding {
+            UpdateEncoding::V2 => Self::from_v2(bytes),
+            // V1 is the default and what any future encoding is compared against.
+            _ => Self::from_v1(bytes),
+        }
+    }
+
+    /// The form the store keeps.
+    pub(crate) fn stored(&self, encoding: UpdateEncoding) -> Bytes {
+        match encoding {
+            UpdateEncoding::V2 => self.v2.clone(),
+            _ => self.v1.clone(),
+        }
+    }
+
+    /// The content envelope a Teleportal client receives: a plaintext envelope around the V2
+    /// update, or the empty envelope `01 00 00 00` when there is nothing in it (spec §4.1).
+    pub(crate) fn envelope(&self) -> Bytes {
+        if self.empty {
+            ContentEnvelope::default().to_bytes()
+        } else {
+            ContentEnvelope::plain(self.v2.clone()).to_bytes()
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The one error type of this crate.
+
+use teleportal_core::DecodeError;
+use teleportal_pubsub::PubSubError;
+use teleportal_storage::StorageError;
+
+/// A boxed error from a transport.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why serving a connection, or handling one of its messages, failed.
+///
+/// Errors about one message (a bad update, a storage failure) are answered to the client as a
+/// NACK whose text is this error and its sources; only transport failures end [`serve`](crate::serve)
+/// with an `Err`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The incoming stream reported an error (a decode error, a broken socket).
+    #[error("the transport failed")]
+    Transport(#[source] BoxError),
+    /// The outgoing sink refused a frame: the connection is gone.
+    #[error("could not send to the client: the transport is closed")]
+    Send,
+    /// The document store failed.
+    #[error("storage failed for document {document}")]
+    Storage {
+        /// The document.
+        document: String,
+        /// What the store reported.
+        #[source]
+        source: StorageError,
+    },
+    /// The pub/sub bus failed.
+    #[error("pub/sub failed for document {document}")]
+    PubSub {
+        /// The document.
+        document: String,
+        /// What the bus reported.
+        #[source]
+        source: PubSubError,
+    },
+    /// A content envelope (spec §5) did not decode.
+    #[error("invalid content envelope for document {document}")]
+    InvalidEnvelope {
+        /// The document.
+        document: String,
+        /// What the decoder reported.
+        #[source]
+        source: DecodeError,
+    },
+    /// Bytes that should be a Yjs update are not one.
+    #[error("invalid Yjs update for document {document}")]
+    InvalidUpdate {
+        /// The document.
+        document: String,
+        /// What yrs reported.
+        #[source]
+        source: yrs::encoding::read::Error,
+    },
+    /// An unencrypted awareness update did not decode.
+    #[error("invalid awareness update for document {document}")]
+    InvalidAwareness {
+        /// The document.
+        document: String,
+        /// What the decoder reported.
+        #[source]
+        source: DecodeError,
+    },
+}
+
+impl ServerError {
+    /// This error and its sources, joined by `": "`: the text of a NACK.
+    pub(crate) fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+}

@@ -1,0 +1,470 @@
+//! One open document: its connected clients, awareness and presence, recent message ids, and
+//! its pub/sub subscription. A session never holds the document itself: updates go to the
+//! store as bytes and sync answers are read from it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use teleportal_core::y_protocols::{AwarenessUpdate, SyncMessage};
+use teleportal_core::{
+    AwarenessMessage, Body, ContentEnvelope, DocMessage, Frame, Message, MessageId, PresenceEntry,
+    PresenceMessage, Update, YMessage,
+};
+use teleportal_pubsub::{NodePubSub, PubSubError, Subscription, document_topic};
+use teleportal_storage::{DocumentId, DocumentStore};
+use tokio::task::JoinHandle;
+
+use crate::ServerError;
+use crate::awareness::AwarenessStates;
+use crate::convert::UpdateForms;
+use crate::dedup::RecentIds;
+use crate::peer::{Broadcast, Peer};
+
+/// The encryption mode of a session did not match a message's flag.
+#[derive(Debug)]
+pub(crate) struct ModeMismatch;
+
+#[derive(Debug, Default)]
+struct Peers {
+    by_id: HashMap<u64, Peer>,
+    /// Bumped on every join, so an idle timer armed before a join knows it is stale.
+    epoch: u64,
+}
+
+/// One open document.
+#[derive(Debug)]
+pub(crate) struct Session {
+    name: Arc<str>,
+    doc: DocumentId,
+    store: DocumentStore,
+    pubsub: Option<NodePubSub>,
+    peers: Mutex<Peers>,
+    awareness: Mutex<AwarenessStates>,
+    presence: Mutex<Vec<(u64, PresenceEntry)>>,
+    recent: Mutex<RecentIds>,
+    /// Set by the first doc or awareness message (spec §4.3).
+    encrypted: Mutex<Option<bool>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(task) = lock(&self.task).take() {
+            task.abort();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section below is a few map operations that leave the data consistent even
+    // if a panic interrupted a holder elsewhere.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Session {
+    /// Opens a session; with a subscription, frames from other nodes are relayed to it.
+    pub(crate) fn open(
+        name: &str,
+        store: DocumentStore,
+        pubsub: Option<NodePubSub>,
+        subscription: Option<Subscription>,
+        dedup_window: usize,
+    ) -> Arc<Session> {
+        let session = Arc::new(Session {
+            name: Arc::from(name),
+            doc: DocumentId::new(name),
+            store,
+            pubsub,
+            peers: Mutex::default(),
+            awareness: Mutex::default(),
+            presence: Mutex::default(),
+            recent: Mutex::new(RecentIds::new(dedup_window)),
+            encrypted: Mutex::new(None),
+            task: Mutex::new(None),
+        });
+        if let Some(subscription) = subscription {
+            // The task holds a weak reference so that dropping the session ends it.
+            let task = tokio::spawn(relay_remote(Arc::downgrade(&session), subscription));
+            *lock(&session.task) = Some(task);
+        }
+        session
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn add_peer(&self, peer: Peer) {
+        let mut peers = lock(&self.peers);
+        peers.epoch += 1;
+        peers.by_id.insert(peer.id, peer);
+    }
+
+    /// The join epoch, to arm an idle timer with.
+    pub(crate) fn epoch(&self) -> u64 {
+        lock(&self.peers).epoch
+    }
+
+    /// No clients, and nobody joined since `epoch`.
+    pub(crate) fn is_idle_since(&self, epoch: u64) -> bool {
+        let peers = lock(&self.peers);
+        peers.by_id.is_empty() && peers.epoch == epoch
+    }
+
+    /// Checks a message's encrypted flag against the session's mode, fixing the mode if this
+    /// is the first message.
+    pub(crate) fn check_mode(&self, encrypted: bool) -> Result<(), ModeMismatch> {
+        let mut mode = lock(&self.encrypted);
+        match *mode {
+            Some(m) if m != encrypted => Err(ModeMismatch),
+            Some(_) => Ok(()),
+            None => {
+                *mode = Some(encrypted);
+                Ok(())
+            }
+        }
+    }
+
+    /// What a peer with `state_vector` lacks, and the stored state vector.
+    pub(crate) async fn sync_state(
+        &self,
+        state_vector: &[u8],
+    ) -> Result<(UpdateForms, Bytes), ServerError> {
+        let state = self
+            .store
+            .read(&self.doc)
+            .await
+            .map_err(|source| ServerError::Storage {
+                document: self.name.to_string(),
+                source,
+            })?;
+        let diff = self
+            .store
+            .encoding()
+            .diff(&state.update, state_vector)
+            .map_err(|e| ServerError::Storage {
+                document: self.name.to_string(),
+                source: teleportal_storage::StorageError::InvalidRequest {
+                    reason: format!("bad state vector: {e}"),
+                },
+            })?;
+        let forms = UpdateForms::from_stored(self.store.encoding(), diff).map_err(|source| {
+            ServerError::InvalidUpdate {
+                document: self.name.to_string(),
+                source,
+            }
+        })?;
+        Ok((forms, state.state_vector))
+    }
+
+    /// Whether a message with this id was applied recently.
+    pub(crate) fn is_duplicate(&self, id: &MessageId) -> bool {
+        lock(&self.recent).contains(id)
+    }
+
+    /// Stores an update durably, then relays it to the other clients and nodes.
+    ///
+    /// # Errors
+    /// The store's error; nothing is relayed then.
+    pub(crate) async fn apply_update(
+        &self,
+        from: u64,
+        forms: &UpdateForms,
+        id: Option<MessageId>,
+    ) -> Result<(), ServerError> {
+        self.store
+            .append(&self.doc, forms.stored(self.store.encoding()))
+            .await
+            .map_err(|source| ServerError::Storage {
+                document: self.name.to_string(),
+                source,
+            })?;
+        if let Some(id) = id {
+            lock(&self.recent).insert(id);
+        }
+        let message = self.update_message(forms);
+        self.broadcast(
+            Some(from),
+            Broadcast {
+                frame: Some(Frame::Message(message.clone())),
+                y: Some(YMessage::Sync(SyncMessage::Update(forms.v1.clone()))),
+            },
+        );
+        self.publish(&message).await;
+        Ok(())
+    }
+
+    fn update_message(&self, forms: &UpdateForms) -> Message {
+        Message::doc(
+            self.name.as_ref(),
+            DocMessage::Update(Update {
+                version: 2,
+                data: forms.envelope(),
+            }),
+        )
+    }
+
+    /// Records and relays an awareness update. Encrypted updates are relayed unread.
+    ///
+    /// # Errors
+    /// An unencrypted update that does not decode; nothing is relayed then.
+    pub(crate) async fn apply_awareness(
+        &self,
+        from: u64,
+        update: Bytes,
+        encrypted: bool,
+    ) -> Result<(), ServerError> {
+        if !encrypted {
+            let decoded = AwarenessUpdate::decode(update.clone()).map_err(|source| {
+                ServerError::InvalidAwareness {
+                    document: self.name.to_string(),
+                    source,
+                }
+            })?;
+            lock(&self.awareness).apply(&decoded, Some(from));
+        }
+        let message = Message::new(
+            self.name.as_ref(),
+            encrypted,
+            Body::Awareness(AwarenessMessage::Update(update.clone())),
+        );
+        self.broadcast(
+            Some(from),
+            Broadcast {
+                frame: Some(Frame::Message(message.clone())),
+                y: (!encrypted).then_some(YMessage::Awareness(update)),
+            },
+        );
+        self.publish(&message).await;
+        Ok(())
+    }
+
+    /// Every known awareness state as one update, if there is any.
+    pub(crate) fn awareness_snapshot(&self) -> Option<Bytes> {
+        lock(&self.awareness)
+            .snapshot()
+            .map(|update| update.to_bytes())
+    }
+
+    /// Adds a presence entry; returns the roster to send to the announcer (its own entry
+    /// included) and tells the others and the other nodes (spec §8).
+    pub(crate) async fn announce(&self, from: u64, entry: PresenceEntry) -> Vec<PresenceEntry> {
+        let roster = {
+            let mut presence = lock(&self.presence);
+            presence.retain(|(conn, e)| !(*conn == from && e.awareness_id == entry.awareness_id));
+            presence.push((from, entry.clone()));
+            presence.iter().map(|(_, e)| e.clone()).collect()
+        };
+        let message = Message::presence(self.name.as_ref(), PresenceMessage::Join(entry));
+        self.broadcast(Some(from), presence_broadcast(&message));
+        self.publish(&message).await;
+        roster
+    }
+
+    /// Withdraws an announcement and tells the others.
+    pub(crate) async fn unannounce(&self, from: u64, awareness_id: u64) {
+        let removed: Vec<PresenceEntry> = {
+            let mut presence = lock(&self.presence);
+            let (gone, kept) = std::mem::take(&mut *presence)
+                .into_iter()
+                .partition(|(conn, e)| *conn == from && e.awareness_id == awareness_id);
+            *presence = kept;
+            gone.into_iter().map(|(_, e)| e).collect::<Vec<_>>()
+        };
+        for entry in removed {
+            let message = Message::presence(self.name.as_ref(), PresenceMessage::Leave(entry));
+            self.broadcast(Some(from), presence_broadcast(&message));
+            self.publish(&message).await;
+        }
+    }
+
+    /// Removes a connection: its awareness states become `null` for everyone and its presence
+    /// entries leave. Returns whether the session has no clients left, and the messages to
+    /// publish to other nodes (publishing is async; leaving must also work from `Drop`).
+    pub(crate) fn leave(&self, conn: u64) -> (bool, Vec<Message>) {
+        let empty = {
+            let mut peers = lock(&self.peers);
+            peers.by_id.remove(&conn);
+            peers.by_id.is_empty()
+        };
+        let mut to_publish = Vec::new();
+        let removal = lock(&self.awareness).remove_owner(conn);
+        if let Some(removal) = removal {
+            let bytes = removal.to_bytes();
+            let message =
+                Message::awareness(self.name.as_ref(), AwarenessMessage::Update(bytes.clone()));
+            self.broadcast(
+                None,
+                Broadcast {
+                    frame: Some(Frame::Message(message.clone())),
+                    y: Some(YMessage::Awareness(bytes)),
+                },
+            );
+            to_publish.push(message);
+        }
+        let gone: Vec<PresenceEntry> = {
+            let mut presence = lock(&self.presence);
+            let (gone, kept) = std::mem::take(&mut *presence)
+                .into_iter()
+                .partition(|(c, _)| *c == conn);
+            *presence = kept;
+            gone.into_iter().map(|(_, e)| e).collect::<Vec<_>>()
+        };
+        for entry in gone {
+            let message = Message::presence(self.name.as_ref(), PresenceMessage::Leave(entry));
+            self.broadcast(None, presence_broadcast(&message));
+            to_publish.push(message);
+        }
+        (empty, to_publish)
+    }
+
+    /// Offers a broadcast to every client except `except`.
+    fn broadcast(&self, except: Option<u64>, broadcast: Broadcast) {
+        let broadcast = Arc::new(broadcast);
+        let peers = lock(&self.peers);
+        for (id, peer) in &peers.by_id {
+            if Some(*id) != except {
+                peer.offer(&broadcast);
+            }
+        }
+    }
+
+    /// Publishes a message for the other nodes. A failure is logged: the message is already
+    /// applied here, and other nodes catch up from storage on their next sync.
+    pub(crate) async fn publish(&self, message: &Message) {
+        publish(self.pubsub.as_ref(), &self.name, message).await;
+    }
+
+    /// Handles a message another node published: relays it to local clients. Updates are not
+    /// stored again (the other node stored them; storage is shared).
+    fn on_remote(&self, bytes: Bytes) {
+        let message = match Message::decode(bytes) {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(document = %self.name, %error, "undecodable pub/sub message");
+                return;
+            }
+        };
+        match message.body {
+            Body::Doc(DocMessage::Update(u) | DocMessage::SyncStep2(u)) if !message.encrypted => {
+                let forms = ContentEnvelope::decode(u.data)
+                    .ok()
+                    .filter(|e| e.sidecars.is_empty())
+                    .and_then(|e| UpdateForms::from_v2(e.structure_update).ok());
+                match forms {
+                    Some(forms) if !forms.empty => {
+                        let message = self.update_message(&forms);
+                        self.broadcast(
+                            None,
+                            Broadcast {
+                                frame: Some(Frame::Message(message)),
+                                y: Some(YMessage::Sync(SyncMessage::Update(forms.v1))),
+                            },
+                        );
+                    }
+                    Some(_) => {}
+                    None => {
+                        tracing::warn!(document = %self.name, "unusable update from pub/sub");
+                    }
+                }
+            }
+            Body::Awareness(AwarenessMessage::Update(update)) => {
+                if !message.encrypted {
+                    match AwarenessUpdate::decode(update.clone()) {
+                        Ok(decoded) => lock(&self.awareness).apply(&decoded, None),
+                        Err(_) => return,
+                    }
+                }
+                let y = (!message.encrypted).then(|| YMessage::Awareness(update.clone()));
+                let frame = Frame::Message(Message::new(
+                    self.name.as_ref(),
+                    message.encrypted,
+                    Body::Awareness(AwarenessMessage::Update(update)),
+                ));
+                self.broadcast(
+                    None,
+                    Broadcast {
+                        frame: Some(frame),
+                        y,
+                    },
+                );
+            }
+            Body::Presence(PresenceMessage::Join(_) | PresenceMessage::Leave(_)) => {
+                self.broadcast(
+                    None,
+                    Broadcast {
+                        frame: Some(Frame::Message(message)),
+                        y: None,
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// After pub/sub dropped frames, local clients may have missed updates. Each gets the
+    /// whole stored document as one update: applying it is idempotent, and it is the only
+    /// answer that needs no knowledge of what each client has.
+    async fn resync(&self) {
+        let forms = match self.sync_state(&[0]).await {
+            Ok((forms, _)) => forms,
+            Err(error) => {
+                tracing::warn!(document = %self.name, error = %error.chain(), "resync failed");
+                return;
+            }
+        };
+        if forms.empty {
+            return;
+        }
+        let message = self.update_message(&forms);
+        self.broadcast(
+            None,
+            Broadcast {
+                frame: Some(Frame::Message(message)),
+                y: Some(YMessage::Sync(SyncMessage::Update(forms.v1))),
+            },
+        );
+    }
+}
+
+/// Publishes `message` on the document's topic, if there is a bus.
+pub(crate) async fn publish(pubsub: Option<&NodePubSub>, document: &str, message: &Message) {
+    let Some(pubsub) = pubsub else { return };
+    if let Err(error) = pubsub
+        .publish(&document_topic(document), message.to_bytes())
+        .await
+    {
+        let error = ServerError::PubSub {
+            document: document.to_string(),
+            source: error,
+        };
+        tracing::warn!(error = %error.chain(), "publish failed");
+    }
+}
+
+fn presence_broadcast(message: &Message) -> Broadcast {
+    Broadcast {
+        frame: Some(Frame::Message(message.clone())),
+        y: None,
+    }
+}
+
+async fn relay_remote(session: Weak<Session>, mut subscription: Subscription) {
+    while let Some(item) = subscription.next().await {
+        let Some(session) = session.upgrade() else {
+            return;
+        };
+        match item {
+            Ok(frame) => session.on_remote(frame.message),
+            Err(PubSubError::Lagged { missed }) => {
+                tracing::warn!(document = %session.name, missed, "pub/sub lagged; resyncing clients");
+                session.resync().await;
+            }
+            Err(error) => {
+                tracing::warn!(document = %session.name, %error, "pub/sub subscription error");
+            }
+        }
+    }
+}

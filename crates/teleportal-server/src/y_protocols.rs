@@ -1,0 +1,205 @@
+//! [`serve_y_protocols`]: drives one standard y-protocols (`y-websocket`) connection, bridged
+//! into the same sessions as Teleportal clients.
+
+use std::sync::Arc;
+
+use futures::{Sink, Stream, StreamExt};
+use teleportal_core::YMessage;
+use teleportal_core::y_protocols::{AuthMessage, AwarenessUpdate, SyncMessage};
+
+use crate::connection::{ENCRYPTION_MISMATCH, permission_denied_reason};
+use crate::convert::UpdateForms;
+use crate::peer::{Stop, send};
+use crate::server::Registration;
+use crate::session::Session;
+use crate::{Access, ClientContext, CloseReason, Server, ServerError};
+
+/// Drives one standard y-protocols connection (y-websocket), whose document is named by the
+/// transport (URL path).
+///
+/// Behaves like the y-websocket server: on connect it sends sync-step-1 with the stored state
+/// vector and the current awareness states; it answers sync-step-1 with sync-step-2 (V1), and
+/// stores, relays and publishes sync-step-2 and update messages (V1, converted to V2 for
+/// Teleportal clients). y-protocols has no acknowledgements: a denied read closes the
+/// connection after a permission-denied auth message; a denied write is dropped with a
+/// permission-denied auth message; an update that is not valid Yjs is logged and dropped (as
+/// yjs does); a storage failure closes the connection, so the client resyncs on reconnect.
+///
+/// # Errors
+/// [`ServerError::Transport`] when `incoming` yields an error, [`ServerError::Send`] when
+/// `outgoing` refuses a message.
+///
+/// # Cancel safety
+/// Dropping the future ends the connection as if the client left.
+pub async fn serve_y_protocols<S, K, E>(
+    server: &Server,
+    client: ClientContext,
+    document: &str,
+    mut incoming: S,
+    mut outgoing: K,
+) -> Result<Option<CloseReason>, ServerError>
+where
+    S: Stream<Item = Result<YMessage, E>> + Send + Unpin,
+    K: Sink<YMessage> + Send + Unpin,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let Some(registration) = server.connect() else {
+        return Ok(Some(CloseReason::shutdown()));
+    };
+    let mut connection = YConnection {
+        client,
+        document: document.to_string(),
+        registration,
+    };
+    match connection.run(&mut incoming, &mut outgoing).await {
+        Ok(()) => Ok(None),
+        Err(Stop::Closed(reason)) => Ok(Some(reason)),
+        Err(Stop::SinkFailed) => Err(ServerError::Send),
+        Err(Stop::Transport(error)) => Err(ServerError::Transport(error)),
+    }
+}
+
+struct YConnection {
+    client: ClientContext,
+    document: String,
+    registration: Registration,
+}
+
+impl YConnection {
+    async fn allowed(&self, access: Access) -> bool {
+        self.registration
+            .server
+            .allowed(&self.client.client_id, &self.document, access)
+            .await
+    }
+
+    fn denied(&self) -> YMessage {
+        YMessage::Auth(AuthMessage::PermissionDenied {
+            reason: permission_denied_reason(&self.document),
+        })
+    }
+
+    async fn run<S, K, E>(&mut self, incoming: &mut S, outgoing: &mut K) -> Result<(), Stop>
+    where
+        S: Stream<Item = Result<YMessage, E>> + Send + Unpin,
+        K: Sink<YMessage> + Send + Unpin,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let closer = Arc::clone(&self.registration.closer);
+        if !self.allowed(Access::Read).await {
+            let reason = permission_denied_reason(&self.document);
+            send(outgoing, self.denied(), &closer).await?;
+            return Err(Stop::Closed(CloseReason(reason)));
+        }
+        let session = self
+            .registration
+            .session(&self.document)
+            .await
+            .map_err(|e| Stop::Closed(CloseReason(e.chain())))?;
+        if session.check_mode(false).is_err() {
+            return Err(Stop::Closed(CloseReason(ENCRYPTION_MISMATCH.into())));
+        }
+        // What the y-websocket server sends on connect: its state vector, then awareness.
+        let (_, state_vector) = session
+            .sync_state(&[0])
+            .await
+            .map_err(|e| Stop::Closed(CloseReason(e.chain())))?;
+        send(
+            outgoing,
+            YMessage::Sync(SyncMessage::Step1(state_vector)),
+            &closer,
+        )
+        .await?;
+        if let Some(states) = session.awareness_snapshot() {
+            send(outgoing, YMessage::Awareness(states), &closer).await?;
+        }
+        loop {
+            tokio::select! {
+                biased;
+                reason = closer.closed() => return Err(Stop::Closed(reason)),
+                broadcast = self.registration.queue.recv() => {
+                    if let Some(message) = broadcast.and_then(|b| b.y.clone()) {
+                        send(outgoing, message, &closer).await?;
+                    }
+                }
+                item = incoming.next() => match item {
+                    None => return Ok(()),
+                    Some(Err(error)) => return Err(Stop::Transport(Box::new(error))),
+                    Some(Ok(message)) => {
+                        if let Some(reply) = self.handle(&session, message).await? {
+                            send(outgoing, reply, &closer).await?;
+                        }
+                        // A client that writes without pause would otherwise keep this task
+                        // busy (its stream is always ready), starving the drivers that relay its
+                        // updates to others on the same worker.
+                        tokio::task::coop::consume_budget().await;
+                    }
+                },
+            }
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        session: &Session,
+        message: YMessage,
+    ) -> Result<Option<YMessage>, Stop> {
+        let conn = self.registration.peer.id;
+        match message {
+            YMessage::Sync(SyncMessage::Step1(state_vector)) => {
+                if !self.allowed(Access::Read).await {
+                    return Ok(Some(self.denied()));
+                }
+                let (diff, _) = session
+                    .sync_state(&state_vector)
+                    .await
+                    .map_err(|e| Stop::Closed(CloseReason(e.chain())))?;
+                Ok(Some(YMessage::Sync(SyncMessage::Step2(diff.v1))))
+            }
+            YMessage::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) => {
+                if !self.allowed(Access::Write).await {
+                    return Ok(Some(self.denied()));
+                }
+                let forms = match UpdateForms::from_v1(update) {
+                    Ok(forms) => forms,
+                    Err(source) => {
+                        let error = ServerError::InvalidUpdate {
+                            document: self.document.clone(),
+                            source,
+                        };
+                        tracing::warn!(error = %error.chain(), "dropped y-websocket update");
+                        return Ok(None);
+                    }
+                };
+                if forms.empty {
+                    return Ok(None);
+                }
+                session
+                    .apply_update(conn, &forms, None)
+                    .await
+                    .map_err(|e| Stop::Closed(CloseReason(e.chain())))?;
+                Ok(None)
+            }
+            YMessage::Awareness(update) => {
+                if !self.allowed(Access::Read).await {
+                    return Ok(Some(self.denied()));
+                }
+                if let Err(error) = session.apply_awareness(conn, update, false).await {
+                    tracing::warn!(error = %error.chain(), "dropped y-websocket awareness");
+                }
+                Ok(None)
+            }
+            YMessage::QueryAwareness => {
+                if !self.allowed(Access::Read).await {
+                    return Ok(Some(self.denied()));
+                }
+                let states = session
+                    .awareness_snapshot()
+                    .unwrap_or_else(|| AwarenessUpdate::default().to_bytes());
+                Ok(Some(YMessage::Awareness(states)))
+            }
+            // Clients do not send auth messages that mean anything to a server.
+            _ => Ok(None),
+        }
+    }
+}
