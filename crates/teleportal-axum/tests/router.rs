@@ -1,13 +1,15 @@
 //! The router over real sockets: which path speaks which protocol, and how connections end.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use teleportal_core::y_protocols::SyncMessage;
 use teleportal_core::{Body, ContentEnvelope, DocMessage, Frame, Message, Update, YMessage};
-use teleportal_server::Server;
+use teleportal_server::{Access, PermissionChecker, Server};
 use teleportal_storage::{DocumentStore, MemoryStorage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,7 +23,10 @@ use yrs::{Doc, GetString, StateVector, Text, Transact};
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn start() -> (SocketAddr, Server) {
-    let server = Server::new(DocumentStore::new(MemoryStorage::new()));
+    serve_app(Server::new(DocumentStore::new(MemoryStorage::new()))).await
+}
+
+async fn serve_app(server: Server) -> (SocketAddr, Server) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let app = teleportal_axum::router(server.clone());
@@ -60,6 +65,39 @@ async fn ping_on_the_teleportal_route_is_answered_with_pong() {
         .await
         .expect("send ping");
     assert_eq!(&next_binary(&mut socket).await[..], &teleportal_axum::PONG);
+}
+
+/// Waits for the server to end the connection (a close frame or the stream's end).
+async fn closed_by_server(socket: &mut Socket) {
+    let next = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("the server ends the connection within 5 s");
+    assert!(
+        matches!(next, None | Some(Ok(WsMessage::Close(_)) | Err(_))),
+        "expected the connection to end, got {next:?}"
+    );
+}
+
+#[tokio::test]
+async fn bytes_that_are_no_frame_end_the_teleportal_connection() {
+    let (addr, _server) = start().await;
+    let mut socket = connect(addr, "/").await;
+    socket
+        .send(WsMessage::Binary(Bytes::from_static(b"hello")))
+        .await
+        .expect("send garbage");
+    closed_by_server(&mut socket).await;
+}
+
+#[tokio::test]
+async fn text_message_ends_the_teleportal_connection() {
+    let (addr, _server) = start().await;
+    let mut socket = connect(addr, "/").await;
+    socket
+        .send(WsMessage::Text("YJSping".into()))
+        .await
+        .expect("send text");
+    closed_by_server(&mut socket).await;
 }
 
 #[tokio::test]
@@ -134,6 +172,59 @@ async fn path_names_the_y_protocols_document() {
     }
     let text = reader.get_or_insert_text("content");
     assert_eq!(text.get_string(&reader.transact()), "hello");
+}
+
+/// Records who asked for what.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(String, String)>>);
+
+#[async_trait]
+impl PermissionChecker for Recorder {
+    async fn check(&self, client: &str, document: &str, _access: Access) -> bool {
+        let mut seen = self.0.lock().expect("not poisoned");
+        seen.push((client.to_owned(), document.to_owned()));
+        true
+    }
+}
+
+#[tokio::test]
+async fn token_is_the_client_id_and_tokenless_clients_get_distinct_ids() {
+    let recorder = Arc::new(Recorder::default());
+    let server =
+        Server::new(DocumentStore::new(MemoryStorage::new())).with_permissions(recorder.clone());
+    let (addr, _server) = serve_app(server).await;
+    for path in ["/notes?token=alice", "/notes", "/notes"] {
+        let mut socket = connect(addr, path).await;
+        let step1 = YMessage::Sync(SyncMessage::Step1(Bytes::from_static(&[0])));
+        socket
+            .send(WsMessage::Binary(step1.to_bytes()))
+            .await
+            .expect("send sync step 1");
+        // An answer means the permission hook ran for this client.
+        next_binary(&mut socket).await;
+    }
+    let mut clients: Vec<String> = recorder
+        .0
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .map(|(client, document)| {
+            assert_eq!(document, "notes");
+            client.clone()
+        })
+        .collect();
+    clients.sort();
+    clients.dedup();
+    assert_eq!(clients.len(), 3, "{clients:?}");
+    assert!(clients.contains(&"alice".to_owned()), "{clients:?}");
+    assert!(
+        clients
+            .iter()
+            .filter(|c| c.starts_with("anonymous-"))
+            .count()
+            == 2,
+        "{clients:?}"
+    );
 }
 
 #[tokio::test]
