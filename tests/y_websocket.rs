@@ -123,3 +123,21 @@ fn reconnecting_client_catches_up_both_ways() {
         assert!(content(&fresh).contains(part), "{part} missing: {fresh}");
     }
 }
+
+#[test]
+fn connected_client_is_told_why_on_shutdown() {
+    if !real_clients_available() {
+        return;
+    }
+    let data = tempfile::tempdir().expect("temp dir");
+    let server = ServerProcess::start(data.path());
+    let mut client = Client::spawn(&server.url, "open", &["closed"]);
+    client.until_step("synced");
+    let status = server.terminate();
+    assert!(status.success(), "graceful shutdown failed: {status}");
+    let closed = client.finish();
+    // 1001 "going away": y-websocket reconnects, to this server once it is back.
+    assert_eq!(closed["code"], 1001, "{closed}");
+    let reason = closed["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("shutting down"), "{closed}");
+}

@@ -18,7 +18,10 @@
 //   awareness:JSON   set the local awareness state
 //   peer:NAME        wait until another client's awareness state has name NAME
 //   peer-gone:NAME   wait until no client's awareness state has name NAME
-//   print            print {"content", "clientID"}
+//   closed           wait until the server closes the connection; adds its "code" and "reason"
+//   print            print the text
+//
+// Each step's line is {"step", "content", "clientID"}, plus what the step adds.
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import WebSocket from 'ws'
@@ -71,6 +74,7 @@ const print = (value) => process.stdout.write(JSON.stringify(value) + '\n')
 const run = async (step) => {
   const colon = step.indexOf(':')
   const [name, arg] = colon < 0 ? [step, ''] : [step.slice(0, colon), step.slice(colon + 1)]
+  let extra = {}
   switch (name) {
     case 'insert':
       text.insert(text.length, arg)
@@ -114,12 +118,29 @@ const run = async (step) => {
       await until(`the peer named ${arg} to leave`, provider.awareness, 'change',
         () => !peerNames().includes(arg))
       break
+    case 'closed': {
+      // `connection-close` carries the server's close event (null when we closed).
+      const event = await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(
+          `timed out after ${TIMEOUT_MS} ms waiting for the server to close`)), TIMEOUT_MS)
+        provider.on('connection-close', (event) => {
+          if (event) {
+            clearTimeout(timer)
+            resolve(event)
+          }
+        })
+      })
+      // Closed for good: no reconnect attempts while the script winds up.
+      provider.shouldConnect = false
+      extra = { code: event.code, reason: event.reason }
+      break
+    }
     case 'print':
       break
     default:
       throw new Error(`unknown step ${JSON.stringify(step)}`)
   }
-  print({ step: name, content: text.toString(), clientID: doc.clientID })
+  print({ step: name, content: text.toString(), clientID: doc.clientID, ...extra })
 }
 
 try {
