@@ -115,16 +115,23 @@ impl Connection {
             Frame::Pong => return Vec::new(),
             Frame::Message(message) => message,
         };
+        if matches!(message.body, Body::Ack(_)) {
+            return Vec::new(); // Nobody acks an ack; the server tracks none of its own.
+        }
         // Frames arrive decoded, so the id is that of the canonical encoding; the reference
         // client's encoder is canonical, so it equals the id of the bytes it sent.
-        let id = message.id();
+        let bytes = message.to_bytes();
+        let id = MessageId::of(&bytes);
+        let max = self.registration.server.config().max_message_size;
+        if bytes.len() > max {
+            return vec![nack(id, too_large(bytes.len(), max))];
+        }
         let Message {
             document,
             encrypted,
             body,
         } = message;
         match body {
-            Body::Ack(_) => Vec::new(),
             Body::Doc(doc) => self.handle_doc(id, &document, encrypted, doc).await,
             Body::Awareness(awareness) => {
                 self.handle_awareness(id, &document, encrypted, awareness)
@@ -181,20 +188,37 @@ impl Connection {
         }
         match doc {
             DocMessage::SyncStep1 { state_vector } => {
-                match session.sync_state(&state_vector).await {
-                    Ok((diff, state_vector)) => vec![
-                        doc_frame(
-                            document,
-                            DocMessage::SyncStep2(Update {
-                                version: 2,
-                                data: diff.envelope(),
-                            }),
-                        ),
-                        doc_frame(document, DocMessage::SyncStep1 { state_vector }),
-                        ack(id),
-                    ],
-                    Err(error) => vec![nack(id, error.chain())],
+                let answer = match session.sync_state(&state_vector).await {
+                    Ok((diff, state_vector)) => session
+                        .to_envelope(diff)
+                        .map(|envelope| (envelope, state_vector)),
+                    Err(error) => Err(error),
+                };
+                let (envelope, state_vector) = match answer {
+                    Ok(answer) => answer,
+                    Err(error) => return vec![nack(id, error.chain())],
+                };
+                let mut replies = vec![
+                    doc_frame(
+                        document,
+                        DocMessage::SyncStep2(Update {
+                            version: 2,
+                            data: envelope,
+                        }),
+                    ),
+                    doc_frame(document, DocMessage::SyncStep1 { state_vector }),
+                    ack(id),
+                ];
+                // Not in the reference flow: the current awareness states, so a newcomer sees
+                // who is there without waiting for their next awareness update (y-websocket's
+                // server does the same on connect).
+                if let Some(states) = session.awareness_snapshot() {
+                    replies.push(Frame::Message(Message::awareness(
+                        document,
+                        AwarenessMessage::Update(states),
+                    )));
                 }
+                replies
             }
             DocMessage::SyncStep2(update) => {
                 let mut replies = match self.apply(id, document, update.data).await {
@@ -383,6 +407,12 @@ impl Connection {
         );
         vec![Frame::Message(response), nack(id, details)]
     }
+}
+
+/// The NACK text for a message past [`ServerConfig::max_message_size`](crate::ServerConfig)
+/// (spec §7).
+pub(crate) fn too_large(size: usize, max: usize) -> String {
+    format!("message-too-large: {size} > {max} bytes")
 }
 
 /// RPC methods that need write permission (spec §11.4).

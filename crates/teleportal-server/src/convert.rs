@@ -18,6 +18,37 @@ pub(crate) struct UpdateForms {
     pub(crate) empty: bool,
 }
 
+/// An update in the store's encoding as a Teleportal content envelope (V2 inside), converting
+/// only what needs converting.
+pub(crate) fn stored_to_envelope(
+    encoding: UpdateEncoding,
+    bytes: Bytes,
+) -> Result<Bytes, yrs::encoding::read::Error> {
+    let forms = match encoding {
+        UpdateEncoding::V2 => {
+            let empty = yrs::Update::decode_v2(&bytes)?.is_empty();
+            UpdateForms {
+                v1: Bytes::new(), // not needed for an envelope
+                v2: bytes,
+                empty,
+            }
+        }
+        _ => UpdateForms::from_v1(bytes)?,
+    };
+    Ok(forms.envelope())
+}
+
+/// An update in the store's encoding as V1 (what y-websocket clients take); no work for V1.
+pub(crate) fn stored_to_v1(
+    encoding: UpdateEncoding,
+    bytes: Bytes,
+) -> Result<Bytes, yrs::encoding::read::Error> {
+    match encoding {
+        UpdateEncoding::V2 => Ok(Bytes::from(yrs::Update::decode_v2(&bytes)?.encode_v1())),
+        _ => Ok(bytes),
+    }
+}
+
 impl UpdateForms {
     /// From a Yjs V2 update (a Teleportal envelope's structure update).
     pub(crate) fn from_v2(v2: Bytes) -> Result<Self, yrs::encoding::read::Error> {

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::ServerError;
 use crate::awareness::AwarenessStates;
-use crate::convert::UpdateForms;
+use crate::convert::{self, UpdateForms};
 use crate::dedup::RecentIds;
 use crate::peer::{Broadcast, Peer};
 
@@ -127,36 +127,63 @@ impl Session {
         }
     }
 
-    /// What a peer with `state_vector` lacks, and the stored state vector.
+    /// What a peer with `state_vector` lacks (in the store's encoding), and the stored state
+    /// vector.
     pub(crate) async fn sync_state(
         &self,
         state_vector: &[u8],
-    ) -> Result<(UpdateForms, Bytes), ServerError> {
+    ) -> Result<(Bytes, Bytes), ServerError> {
         let state = self
             .store
             .read(&self.doc)
             .await
-            .map_err(|source| ServerError::Storage {
-                document: self.name.to_string(),
-                source,
-            })?;
+            .map_err(|source| self.storage_error(source))?;
         let diff = self
             .store
             .encoding()
             .diff(&state.update, state_vector)
-            .map_err(|e| ServerError::Storage {
-                document: self.name.to_string(),
-                source: teleportal_storage::StorageError::InvalidRequest {
+            .map_err(|e| {
+                self.storage_error(teleportal_storage::StorageError::InvalidRequest {
                     reason: format!("bad state vector: {e}"),
-                },
+                })
             })?;
-        let forms = UpdateForms::from_stored(self.store.encoding(), diff).map_err(|source| {
-            ServerError::InvalidUpdate {
-                document: self.name.to_string(),
-                source,
-            }
-        })?;
-        Ok((forms, state.state_vector))
+        Ok((diff, state.state_vector))
+    }
+
+    /// The stored state vector.
+    pub(crate) async fn state_vector(&self) -> Result<Bytes, ServerError> {
+        let state = self
+            .store
+            .read(&self.doc)
+            .await
+            .map_err(|source| self.storage_error(source))?;
+        Ok(state.state_vector)
+    }
+
+    /// A stored diff as the content envelope of a sync-step-2.
+    pub(crate) fn to_envelope(&self, diff: Bytes) -> Result<Bytes, ServerError> {
+        convert::stored_to_envelope(self.store.encoding(), diff)
+            .map_err(|source| self.invalid_update(source))
+    }
+
+    /// A stored diff as a V1 update.
+    pub(crate) fn to_v1(&self, diff: Bytes) -> Result<Bytes, ServerError> {
+        convert::stored_to_v1(self.store.encoding(), diff)
+            .map_err(|source| self.invalid_update(source))
+    }
+
+    fn storage_error(&self, source: teleportal_storage::StorageError) -> ServerError {
+        ServerError::Storage {
+            document: self.name.to_string(),
+            source,
+        }
+    }
+
+    fn invalid_update(&self, source: yrs::encoding::read::Error) -> ServerError {
+        ServerError::InvalidUpdate {
+            document: self.name.to_string(),
+            source,
+        }
     }
 
     /// Whether a message with this id was applied recently.
@@ -177,10 +204,7 @@ impl Session {
         self.store
             .append(&self.doc, forms.stored(self.store.encoding()))
             .await
-            .map_err(|source| ServerError::Storage {
-                document: self.name.to_string(),
-                source,
-            })?;
+            .map_err(|source| self.storage_error(source))?;
         if let Some(id) = id {
             lock(&self.recent).insert(id);
         }
@@ -404,12 +428,22 @@ impl Session {
         }
     }
 
+    async fn full_state(&self) -> Result<UpdateForms, ServerError> {
+        let state = self
+            .store
+            .read(&self.doc)
+            .await
+            .map_err(|source| self.storage_error(source))?;
+        UpdateForms::from_stored(self.store.encoding(), state.update)
+            .map_err(|source| self.invalid_update(source))
+    }
+
     /// After pub/sub dropped frames, local clients may have missed updates. Each gets the
     /// whole stored document as one update: applying it is idempotent, and it is the only
     /// answer that needs no knowledge of what each client has.
     async fn resync(&self) {
-        let forms = match self.sync_state(&[0]).await {
-            Ok((forms, _)) => forms,
+        let forms = match self.full_state().await {
+            Ok(forms) => forms,
             Err(error) => {
                 tracing::warn!(document = %self.name, error = %error.chain(), "resync failed");
                 return;

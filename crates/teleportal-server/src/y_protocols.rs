@@ -7,7 +7,7 @@ use futures::{Sink, Stream, StreamExt};
 use teleportal_core::YMessage;
 use teleportal_core::y_protocols::{AuthMessage, AwarenessUpdate, SyncMessage};
 
-use crate::connection::{ENCRYPTION_MISMATCH, permission_denied_reason};
+use crate::connection::{ENCRYPTION_MISMATCH, permission_denied_reason, too_large};
 use crate::convert::UpdateForms;
 use crate::peer::{Stop, send};
 use crate::server::Registration;
@@ -100,8 +100,8 @@ impl YConnection {
             return Err(Stop::Closed(CloseReason(ENCRYPTION_MISMATCH.into())));
         }
         // What the y-websocket server sends on connect: its state vector, then awareness.
-        let (_, state_vector) = session
-            .sync_state(&[0])
+        let state_vector = session
+            .state_vector()
             .await
             .map_err(|e| Stop::Closed(CloseReason(e.chain())))?;
         send(
@@ -145,16 +145,23 @@ impl YConnection {
         message: YMessage,
     ) -> Result<Option<YMessage>, Stop> {
         let conn = self.registration.peer.id;
+        // y-protocols has no NACK: an oversized message ends the connection with the reason.
+        let size = message.to_bytes().len();
+        let max = self.registration.server.config().max_message_size;
+        if size > max {
+            return Err(Stop::Closed(CloseReason(too_large(size, max))));
+        }
         match message {
             YMessage::Sync(SyncMessage::Step1(state_vector)) => {
                 if !self.allowed(Access::Read).await {
                     return Ok(Some(self.denied()));
                 }
-                let (diff, _) = session
+                let diff = session
                     .sync_state(&state_vector)
                     .await
+                    .and_then(|(diff, _)| session.to_v1(diff))
                     .map_err(|e| Stop::Closed(CloseReason(e.chain())))?;
-                Ok(Some(YMessage::Sync(SyncMessage::Step2(diff.v1))))
+                Ok(Some(YMessage::Sync(SyncMessage::Step2(diff))))
             }
             YMessage::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) => {
                 if !self.allowed(Access::Write).await {

@@ -248,3 +248,47 @@ async fn garbage_update_is_nacked_with_a_reason() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn message_past_the_size_limit_is_nacked_and_not_stored() {
+    let server = memory_server()
+        .with_config(teleportal_server::ServerConfig::default().with_max_message_size(64));
+    let mut client = Client::connect(&server, "alice");
+    let replica = Replica::new(1);
+    let message = update_message("notes", replica.type_text(&"x".repeat(100)));
+    let size = message.to_bytes().len();
+    let id = client.send(message);
+    let (ack, _) = client.until_ack(id).await;
+    assert_eq!(
+        ack.error,
+        Some(format!("message-too-large: {size} > 64 bytes"))
+    );
+    assert_eq!(stored_text(&server, "notes").await, "");
+}
+
+#[tokio::test]
+async fn sync_answer_includes_current_awareness_states_after_the_ack() {
+    let server = memory_server();
+    let mut a = Client::connect(&server, "a");
+    let state = teleportal_core::y_protocols::AwarenessUpdate {
+        entries: vec![teleportal_core::y_protocols::AwarenessEntry {
+            client_id: 1,
+            clock: 1,
+            state: "{}".into(),
+        }],
+    }
+    .to_bytes();
+    let id = a.send(Message::awareness(
+        "notes",
+        teleportal_core::AwarenessMessage::Update(state.clone()),
+    ));
+    a.until_ack(id).await;
+
+    let mut b = Client::connect(&server, "b");
+    let id = b.send(sync_step_1("notes", Bytes::from_static(&[0])));
+    b.until_ack(id).await;
+    assert_eq!(
+        b.recv_message().await,
+        Message::awareness("notes", teleportal_core::AwarenessMessage::Update(state))
+    );
+}

@@ -123,6 +123,28 @@ impl Replica {
         Bytes::from(self.doc.transact().encode_state_as_update_v2(&before))
     }
 
+    /// V1 update of everything this replica holds.
+    pub fn full_v1(&self) -> Bytes {
+        Bytes::from(
+            self.doc
+                .transact()
+                .encode_state_as_update_v1(&StateVector::default()),
+        )
+    }
+
+    /// V1 update of everything a peer with `state_vector` lacks.
+    pub fn diff_v1(&self, state_vector: &[u8]) -> Bytes {
+        let sv = StateVector::decode_v1(state_vector).expect("state vector");
+        Bytes::from(self.doc.transact().encode_state_as_update_v1(&sv))
+    }
+
+    /// Inserts at the end; returns the V1 update of the edit (what y-websocket sends).
+    pub fn type_text_v1(&self, s: &str) -> Bytes {
+        let before = self.doc.transact().state_vector();
+        self.type_text(s);
+        Bytes::from(self.doc.transact().encode_state_as_update_v1(&before))
+    }
+
     /// V2 update of everything a peer with `state_vector` lacks.
     pub fn diff_v2(&self, state_vector: &[u8]) -> Bytes {
         let sv = StateVector::decode_v1(state_vector).expect("state vector");

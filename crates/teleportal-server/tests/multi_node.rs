@@ -1,0 +1,128 @@
+//! Several servers sharing one store and one pub/sub bus behave as one.
+
+mod common;
+
+use common::*;
+use teleportal_core::{AwarenessMessage, Body, DocMessage, Message};
+use teleportal_pubsub::{MemoryPubSub, NodePubSub, document_topic};
+use teleportal_server::Server;
+use teleportal_storage::{DocumentId, DocumentStore, MemoryStorage};
+
+fn cluster(n: usize, bus: &MemoryPubSub) -> Vec<Server> {
+    let store = DocumentStore::new(MemoryStorage::new());
+    (0..n)
+        .map(|i| {
+            Server::new(store.clone())
+                .with_pubsub(NodePubSub::new(format!("node-{i}"), bus.clone()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_edits_on_three_nodes_converge() {
+    let servers = cluster(3, &MemoryPubSub::new());
+    let mut clients: Vec<(Client, Replica)> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, server)| {
+            (
+                Client::connect(server, &format!("c{i}")),
+                Replica::new(i as u64 + 1),
+            )
+        })
+        .collect();
+    for (client, replica) in &mut clients {
+        sync(client, replica, "doc").await;
+    }
+
+    for round in 0..5 {
+        let ids: Vec<_> = clients
+            .iter()
+            .enumerate()
+            .map(|(i, (client, replica))| {
+                client.send(update_message(
+                    "doc",
+                    replica.type_text(&format!("[{i}.{round}]")),
+                ))
+            })
+            .collect();
+        for ((client, replica), id) in clients.iter_mut().zip(ids) {
+            let (ack, before) = client.until_ack(id).await;
+            assert!(ack.is_positive());
+            before.iter().for_each(|m| replica.apply_message(m));
+        }
+    }
+
+    let want = stored_text(&servers[0], "doc").await;
+    assert_eq!(want.matches('[').count(), 15);
+    for (client, replica) in &mut clients {
+        converge(client, replica, &want).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awareness_crosses_nodes() {
+    let servers = cluster(2, &MemoryPubSub::new());
+    let (mut a, mut b) = (
+        Client::connect(&servers[0], "a"),
+        Client::connect(&servers[1], "b"),
+    );
+    sync(&mut a, &Replica::new(1), "doc").await;
+    sync(&mut b, &Replica::new(2), "doc").await;
+
+    let update = teleportal_core::y_protocols::AwarenessUpdate {
+        entries: vec![teleportal_core::y_protocols::AwarenessEntry {
+            client_id: 1,
+            clock: 1,
+            state: r#"{"name":"a"}"#.into(),
+        }],
+    }
+    .to_bytes();
+    a.send(Message::awareness(
+        "doc",
+        AwarenessMessage::Update(update.clone()),
+    ));
+    loop {
+        let message = b.recv_message().await;
+        if let Body::Awareness(AwarenessMessage::Update(got)) = message.body {
+            assert_eq!(got, update);
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn lagging_node_resends_the_stored_document_to_its_clients() {
+    let bus = MemoryPubSub::with_capacity(4);
+    let servers = cluster(1, &bus);
+    let mut client = Client::connect(&servers[0], "a");
+    let replica = Replica::new(1);
+    sync(&mut client, &replica, "doc").await;
+
+    // Another node stored an update (shared storage)...
+    let writer = Replica::new(2);
+    writer.type_text("missed");
+    servers[0]
+        .store()
+        .append(&DocumentId::from("doc"), writer.full_v1())
+        .await
+        .unwrap();
+    // ...and then flooded the bus faster than this node reads, so the update's frame is lost.
+    let other = NodePubSub::new("node-other", bus.clone());
+    let noise = Message::awareness("doc", AwarenessMessage::Request).to_bytes();
+    for _ in 0..64 {
+        other
+            .publish(&document_topic("doc"), noise.clone())
+            .await
+            .unwrap();
+    }
+
+    loop {
+        let message = client.recv_message().await;
+        if matches!(message.body, Body::Doc(DocMessage::Update(_))) {
+            replica.apply_message(&message);
+            break;
+        }
+    }
+    assert_eq!(replica.text(), "missed");
+}

@@ -1,0 +1,101 @@
+//! Every message passes the permission hook before it has any effect (spec §4.2, §4.3).
+
+mod common;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use common::*;
+use teleportal_core::{Body, ContentEnvelope, DocMessage, Message, Update};
+use teleportal_server::{Access, PermissionChecker};
+
+/// `reader` may only read; `nobody` may do nothing; everyone else may do everything.
+struct Roles;
+
+#[async_trait]
+impl PermissionChecker for Roles {
+    async fn check(&self, client: &str, _document: &str, access: Access) -> bool {
+        match client {
+            "reader" => access == Access::Read,
+            "nobody" => false,
+            _ => true,
+        }
+    }
+}
+
+fn server() -> teleportal_server::Server {
+    memory_server().with_permissions(Roles)
+}
+
+const REASON: &str = "Insufficient permissions to access document notes";
+
+#[tokio::test]
+async fn denied_write_leaves_document_unchanged_and_answers_auth_message() {
+    let server = server();
+    let mut writer = Client::connect(&server, "writer");
+    let replica = Replica::new(1);
+    let id = writer.send(update_message("notes", replica.type_text("kept")));
+    assert!(writer.until_ack(id).await.0.is_positive());
+
+    let mut reader = Client::connect(&server, "reader");
+    let id = reader.send(update_message(
+        "notes",
+        Replica::new(2).type_text("rejected"),
+    ));
+    let (ack, before) = reader.until_ack(id).await;
+    assert_eq!(ack.error.as_deref(), Some(REASON));
+    assert_eq!(
+        before,
+        vec![Message::doc(
+            "notes",
+            DocMessage::Auth {
+                allowed: false,
+                reason: REASON.into()
+            }
+        )]
+    );
+    assert_eq!(stored_text(&server, "notes").await, "kept");
+}
+
+#[tokio::test]
+async fn denied_sync_step_2_gets_sync_done_and_stores_nothing() {
+    let server = server();
+    let mut reader = Client::connect(&server, "reader");
+    let step2 = Message::doc(
+        "notes",
+        DocMessage::SyncStep2(Update {
+            version: 2,
+            data: ContentEnvelope::plain(Replica::new(2).type_text("rejected")).to_bytes(),
+        }),
+    );
+    let id = reader.send(step2);
+    let (ack, before) = reader.until_ack(id).await;
+    assert!(!ack.is_positive());
+    assert_eq!(before, vec![Message::doc("notes", DocMessage::SyncDone)]);
+    assert_eq!(stored_text(&server, "notes").await, "");
+}
+
+#[tokio::test]
+async fn denied_read_gets_auth_message_and_no_state() {
+    let server = server();
+    let mut nobody = Client::connect(&server, "nobody");
+    let id = nobody.send(sync_step_1("notes", Bytes::from_static(&[0])));
+    let (ack, before) = nobody.until_ack(id).await;
+    assert_eq!(ack.error.as_deref(), Some(REASON));
+    assert_eq!(before.len(), 1);
+    assert!(matches!(
+        &before[0].body,
+        Body::Doc(DocMessage::Auth { allowed: false, reason }) if reason == REASON
+    ));
+    assert!(
+        server.open_documents().is_empty(),
+        "a denied client opens no session"
+    );
+}
+
+#[tokio::test]
+async fn reader_may_sync() {
+    let server = server();
+    let mut reader = Client::connect(&server, "reader");
+    let id = reader.send(sync_step_1("notes", Bytes::from_static(&[0])));
+    assert!(reader.until_ack(id).await.0.is_positive());
+}

@@ -1,0 +1,195 @@
+//! A y-websocket client and a Teleportal client on one document see each other.
+
+mod common;
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use common::*;
+use futures::StreamExt;
+use futures::channel::mpsc;
+use teleportal_core::y_protocols::{AuthMessage, AwarenessEntry, AwarenessUpdate, SyncMessage};
+use teleportal_core::{AwarenessMessage, Body, DocMessage, Message, YMessage};
+use teleportal_server::{
+    Access, ClientContext, CloseReason, PermissionChecker, ServerError, serve_y_protocols,
+};
+use tokio::task::JoinHandle;
+
+struct YClient {
+    tx: mpsc::UnboundedSender<Result<YMessage, Infallible>>,
+    rx: mpsc::UnboundedReceiver<YMessage>,
+    driver: JoinHandle<Result<Option<CloseReason>, ServerError>>,
+}
+
+impl YClient {
+    fn connect(server: &teleportal_server::Server, document: &str) -> Self {
+        let (tx, incoming) = mpsc::unbounded();
+        let (outgoing, rx) = mpsc::unbounded();
+        let server = server.clone();
+        let document = document.to_string();
+        let driver = tokio::spawn(async move {
+            serve_y_protocols(
+                &server,
+                ClientContext::new("y"),
+                &document,
+                incoming,
+                outgoing,
+            )
+            .await
+        });
+        YClient { tx, rx, driver }
+    }
+
+    fn send(&self, message: YMessage) {
+        self.tx.unbounded_send(Ok(message)).expect("driver alive");
+    }
+
+    async fn recv(&mut self) -> YMessage {
+        tokio::time::timeout(WAIT, self.rx.next())
+            .await
+            .expect("a message in time")
+            .expect("connection open")
+    }
+}
+
+fn awareness(client_id: u64, clock: u64, state: &str) -> Bytes {
+    AwarenessUpdate {
+        entries: vec![AwarenessEntry {
+            client_id,
+            clock,
+            state: state.into(),
+        }],
+    }
+    .to_bytes()
+}
+
+#[tokio::test]
+async fn y_websocket_and_teleportal_clients_converge_and_share_awareness() {
+    let server = memory_server();
+    let mut tp = Client::connect(&server, "tp");
+    let tp_doc = Replica::new(1);
+    tp_doc.type_text("tp;");
+    sync(&mut tp, &tp_doc, "doc").await;
+
+    // On connect the server sends its state vector, as the y-websocket server does.
+    let mut y = YClient::connect(&server, "doc");
+    let y_doc = Replica::new(2);
+    let YMessage::Sync(SyncMessage::Step1(server_sv)) = y.recv().await else {
+        panic!("expected sync step 1 first");
+    };
+    assert_eq!(server_sv, tp_doc.state_vector());
+    y.send(YMessage::Sync(SyncMessage::Step2(
+        y_doc.diff_v1(&server_sv),
+    )));
+    y.send(YMessage::Sync(SyncMessage::Step1(y_doc.state_vector())));
+    let YMessage::Sync(SyncMessage::Step2(diff)) = y.recv().await else {
+        panic!("expected sync step 2");
+    };
+    y_doc.apply_v1(&diff);
+    assert_eq!(y_doc.text(), "tp;");
+
+    // y-websocket → Teleportal: a V1 update arrives as a V2 envelope.
+    y.send(YMessage::Sync(SyncMessage::Update(
+        y_doc.type_text_v1("y;"),
+    )));
+    converge(&mut tp, &tp_doc, "tp;y;").await;
+
+    // Teleportal → y-websocket: a V2 envelope arrives as a V1 update.
+    let id = tp.send(update_message("doc", tp_doc.type_text("tp2;")));
+    assert!(tp.until_ack(id).await.0.is_positive());
+    let YMessage::Sync(SyncMessage::Update(update)) = y.recv().await else {
+        panic!("expected an update");
+    };
+    y_doc.apply_v1(&update);
+    assert_eq!(y_doc.text(), tp_doc.text());
+    assert_eq!(stored_text(&server, "doc").await, tp_doc.text());
+
+    // Awareness both ways.
+    y.send(YMessage::Awareness(awareness(2, 1, r#"{"who":"y"}"#)));
+    let tp_state = awareness(1, 1, r#"{"who":"tp"}"#);
+    let seen = loop {
+        let message = tp.recv_message().await;
+        if let Body::Awareness(AwarenessMessage::Update(update)) = message.body {
+            break update;
+        }
+    };
+    assert_eq!(seen, awareness(2, 1, r#"{"who":"y"}"#));
+    tp.send(Message::awareness(
+        "doc",
+        AwarenessMessage::Update(tp_state.clone()),
+    ));
+    assert_eq!(y.recv().await, YMessage::Awareness(tp_state));
+
+    // queryAwareness gets every known state.
+    y.send(YMessage::QueryAwareness);
+    let YMessage::Awareness(states) = y.recv().await else {
+        panic!("expected awareness states");
+    };
+    assert_eq!(AwarenessUpdate::decode(states).unwrap().entries.len(), 2);
+
+    // The y-websocket client leaves: its state is removed for the Teleportal client.
+    drop(y.tx);
+    assert_eq!(y.driver.await.unwrap().unwrap(), None);
+    let removal = loop {
+        let message = tp.recv_message().await;
+        if let Body::Awareness(AwarenessMessage::Update(update)) = message.body {
+            break update;
+        }
+    };
+    assert_eq!(removal, awareness(2, 2, "null"));
+}
+
+struct ReadOnly;
+
+#[async_trait::async_trait]
+impl PermissionChecker for ReadOnly {
+    async fn check(&self, _client: &str, _document: &str, access: Access) -> bool {
+        access == Access::Read
+    }
+}
+
+#[tokio::test]
+async fn y_websocket_denied_write_is_dropped_with_permission_denied() {
+    let server = memory_server().with_permissions(ReadOnly);
+    let mut y = YClient::connect(&server, "doc");
+    assert!(matches!(
+        y.recv().await,
+        YMessage::Sync(SyncMessage::Step1(_))
+    ));
+    y.send(YMessage::Sync(SyncMessage::Update(
+        Replica::new(2).type_text_v1("no"),
+    )));
+    assert_eq!(
+        y.recv().await,
+        YMessage::Auth(AuthMessage::PermissionDenied {
+            reason: "Insufficient permissions to access document doc".into()
+        })
+    );
+    assert_eq!(stored_text(&server, "doc").await, "");
+}
+
+#[tokio::test]
+async fn teleportal_update_reaches_y_websocket_client_without_envelope() {
+    let server = memory_server();
+    let mut y = YClient::connect(&server, "doc");
+    assert!(matches!(
+        y.recv().await,
+        YMessage::Sync(SyncMessage::Step1(_))
+    ));
+    let mut tp = Client::connect(&server, "tp");
+    let tp_doc = Replica::new(1);
+    let id = tp.send(Message::doc(
+        "doc",
+        DocMessage::Update(teleportal_core::Update {
+            version: 2,
+            data: teleportal_core::ContentEnvelope::plain(tp_doc.type_text("hi")).to_bytes(),
+        }),
+    ));
+    assert!(tp.until_ack(id).await.0.is_positive());
+    let YMessage::Sync(SyncMessage::Update(v1)) = y.recv().await else {
+        panic!("expected an update");
+    };
+    let y_doc = Replica::new(2);
+    y_doc.apply_v1(&v1);
+    assert_eq!(y_doc.text(), "hi");
+}
