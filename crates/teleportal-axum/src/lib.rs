@@ -31,6 +31,11 @@
 //! so mount it only where every client may read and write every document, until token
 //! verification (wire protocol §15.1) lands.
 //!
+//! # Limits
+//! [`ServerConfig::max_message_size`](teleportal_server::ServerConfig::max_message_size) also
+//! bounds each WebSocket message and frame, so an oversized message ends the connection while
+//! it arrives rather than after it was buffered.
+//!
 //! # Closing
 //! When the engine ends a connection with a [`CloseReason`](teleportal_server::CloseReason)
 //! (for example during [`Server::shutdown`]), the client gets a close frame with code 1001
@@ -97,6 +102,13 @@ impl Shared {
         };
         ClientContext::new(id)
     }
+
+    /// Applies the engine's message size limit to the WebSocket itself, so an oversized
+    /// message is refused while it arrives instead of after it was buffered whole.
+    fn limit(&self, upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+        let max = self.server.config().max_message_size;
+        upgrade.max_message_size(max).max_frame_size(max)
+    }
 }
 
 async fn teleportal_upgrade(
@@ -105,7 +117,9 @@ async fn teleportal_upgrade(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let client = shared.client(&query);
-    upgrade.on_upgrade(move |socket| teleportal_connection(shared, client, socket))
+    shared
+        .limit(upgrade)
+        .on_upgrade(move |socket| teleportal_connection(shared, client, socket))
 }
 
 async fn y_protocols_upgrade(
@@ -115,7 +129,9 @@ async fn y_protocols_upgrade(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let client = shared.client(&query);
-    upgrade.on_upgrade(move |socket| y_protocols_connection(shared, client, document, socket))
+    shared
+        .limit(upgrade)
+        .on_upgrade(move |socket| y_protocols_connection(shared, client, document, socket))
 }
 
 async fn teleportal_connection(shared: Shared, client: ClientContext, socket: WebSocket) {
