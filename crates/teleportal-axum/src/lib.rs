@@ -29,7 +29,8 @@
 //! client id ([`ClientContext::new`]); without one the connection gets a fresh
 //! `anonymous-<n>` id. **The token is not verified yet**: this router does no authentication,
 //! so mount it only where every client may read and write every document, until token
-//! verification (wire protocol §15.1) lands.
+//! verification (wire protocol §15.1) lands. The client id is also what presence messages
+//! show other clients as `clientId`, so until then do not put a real secret in `?token=`.
 //!
 //! # Limits
 //! [`ServerConfig::max_message_size`](teleportal_server::ServerConfig::max_message_size) also
