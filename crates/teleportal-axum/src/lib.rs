@@ -38,7 +38,7 @@
 //! it arrives rather than after it was buffered.
 //!
 //! # Closing
-//! When the engine ends a connection with a [`CloseReason`](teleportal_server::CloseReason)
+//! When the engine ends a connection with a [`CloseReason`]
 //! (for example during [`Server::shutdown`]), the client gets a close frame with code 1001
 //! ("going away") and the reason, cut to the 123 bytes a close frame can carry. y-websocket
 //! reconnects after such a close.
