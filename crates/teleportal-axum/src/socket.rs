@@ -1,0 +1,159 @@
+//! axum's `WebSocket` as the `Stream`/`Sink` pairs the server engine drives.
+//!
+//! One binary WebSocket message carries exactly one value: a Teleportal [`Frame`] (an envelope
+//! message, `YJSping` or `YJSpong`) or one y-protocols [`YMessage`]. WebSocket-level pings,
+//! pongs and the close handshake are axum's business and never reach the engine.
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
+use bytes::Bytes;
+use futures::future::{Ready, ready};
+use futures::stream::{SplitSink, SplitStream};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use teleportal_core::DecodeError;
+
+/// Why a connection's incoming side failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectionError {
+    /// The WebSocket itself failed (reset, protocol violation).
+    #[error("websocket failed")]
+    Socket(#[source] axum::Error),
+    /// A binary message was not a valid frame for this protocol.
+    #[error("malformed message")]
+    Decode(#[source] DecodeError),
+    /// Both protocols are binary-only; a text message is a client bug.
+    #[error("text message on a binary protocol")]
+    Text,
+}
+
+/// WebSocket close codes are 16 bits and the reason at most 123 bytes of UTF-8 (RFC 6455 §5.5).
+const MAX_CLOSE_REASON: usize = 123;
+/// RFC 6455 "going away": the server ends the connection (shutdown, eviction); clients may
+/// reconnect, which is what y-websocket does for any code outside 4400–4499.
+const GOING_AWAY: u16 = 1001;
+
+/// The sending half of a connection, kept by the handler so it can send the close frame
+/// after the engine, which took a borrowing adapter over it, is done.
+pub(crate) type SocketSink = SplitSink<WebSocket, WsMessage>;
+
+/// Splits `socket` into its sending half and a stream of decoded values.
+///
+/// The stream is `Unpin` (every adapter future is `Ready`), as the engine requires.
+pub(crate) fn split<T, D>(
+    socket: WebSocket,
+    decode: D,
+) -> (
+    SocketSink,
+    impl Stream<Item = Result<T, ConnectionError>> + Send + Unpin,
+)
+where
+    T: Send + 'static,
+    D: Fn(Bytes) -> Result<T, DecodeError> + Send + 'static,
+{
+    let (sink, stream): (SocketSink, SplitStream<WebSocket>) = socket.split();
+    let incoming = stream.filter_map(move |message| ready(incoming_value(message, &decode)));
+    (sink, incoming)
+}
+
+/// A sink of values over `sink`, one binary message each; it borrows `sink`, so the handler
+/// can still close the socket once the engine dropped this adapter.
+pub(crate) fn outgoing<T>(
+    sink: &mut SocketSink,
+    encode: fn(&T) -> Bytes,
+) -> impl Sink<T, Error = axum::Error> + Send + Unpin + '_
+where
+    T: Send + 'static,
+{
+    sink.with(move |value: T| -> Ready<Result<WsMessage, axum::Error>> {
+        ready(Ok(WsMessage::Binary(encode(&value))))
+    })
+}
+
+fn incoming_value<T>(
+    message: Result<WsMessage, axum::Error>,
+    decode: &impl Fn(Bytes) -> Result<T, DecodeError>,
+) -> Option<Result<T, ConnectionError>> {
+    match message {
+        Ok(WsMessage::Binary(bytes)) => Some(decode(bytes).map_err(ConnectionError::Decode)),
+        Ok(WsMessage::Text(_)) => Some(Err(ConnectionError::Text)),
+        // axum answers pings itself; a close frame is followed by the end of the stream.
+        Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Close(_)) => None,
+        Err(e) => Some(Err(ConnectionError::Socket(e))),
+    }
+}
+
+/// The close frame telling a client why the server ended its connection.
+pub(crate) fn close_frame(reason: &str) -> WsMessage {
+    WsMessage::Close(Some(CloseFrame {
+        code: GOING_AWAY,
+        reason: Utf8Bytes::from(truncate_utf8(reason, MAX_CLOSE_REASON)),
+    }))
+}
+
+/// The longest prefix of `s` within `max` bytes that ends on a character boundary.
+fn truncate_utf8(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use teleportal_core::Frame;
+
+    fn decode(message: WsMessage) -> Option<Result<Frame, ConnectionError>> {
+        incoming_value(Ok(message), &Frame::decode)
+    }
+
+    #[test]
+    fn binary_message_decodes_to_one_frame() {
+        let ping = decode(WsMessage::Binary(Bytes::from_static(b"YJSping")));
+        assert!(matches!(ping, Some(Ok(Frame::Ping))));
+    }
+
+    #[test]
+    fn binary_message_that_is_no_frame_is_a_decode_error() {
+        let garbage = decode(WsMessage::Binary(Bytes::from_static(b"hello")));
+        assert!(matches!(garbage, Some(Err(ConnectionError::Decode(_)))));
+    }
+
+    #[test]
+    fn text_message_is_an_error() {
+        let text = decode(WsMessage::Text(Utf8Bytes::from_static("YJSping")));
+        assert!(matches!(text, Some(Err(ConnectionError::Text))));
+    }
+
+    #[test]
+    fn websocket_control_messages_never_reach_the_engine() {
+        assert!(decode(WsMessage::Ping(Bytes::new())).is_none());
+        assert!(decode(WsMessage::Pong(Bytes::new())).is_none());
+        assert!(decode(WsMessage::Close(None)).is_none());
+    }
+
+    #[test]
+    fn close_frame_says_going_away_with_the_reason() {
+        let WsMessage::Close(Some(close)) = close_frame("server is shutting down") else {
+            panic!("not a close frame");
+        };
+        assert_eq!(close.code, 1001);
+        assert_eq!(close.reason.as_str(), "server is shutting down");
+    }
+
+    #[test]
+    fn close_reason_is_cut_on_a_character_boundary() {
+        let reason = "é".repeat(100);
+        let cut = truncate_utf8(&reason, 123);
+        assert_eq!(cut.len(), 122);
+        assert!(cut.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn short_close_reason_is_kept_whole() {
+        assert_eq!(
+            truncate_utf8("server shutting down", 123),
+            "server shutting down"
+        );
+    }
+}

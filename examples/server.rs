@@ -1,0 +1,143 @@
+//! A Teleportal sync server with durable storage, for Teleportal and y-websocket clients.
+//!
+//! ```sh
+//! cargo run --release --example server -- --listen 127.0.0.1:1234 --data ./data
+//! ```
+//!
+//! Teleportal clients connect to `ws://ADDR/` (one binary frame per message, `?token=` names
+//! the client; it is not verified yet), `y-websocket` clients to `ws://ADDR/<document>`, for
+//! example `new WebsocketProvider('ws://127.0.0.1:1234', 'my-document', doc)`. Documents live
+//! in a SQLite database in the `--data` directory, created if missing.
+//!
+//! Once it accepts connections it prints exactly one line to stdout, `listening on
+//! ws://<addr>`, with the real port (`--listen 127.0.0.1:0` picks a free one). On Ctrl-C or
+//! SIGTERM it stops accepting connections, closes every client with a reason, and closes the
+//! database after its queued writes.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use teleportal::server::Server;
+use teleportal::storage::{DocumentStore, SqliteStorage};
+
+type Error = Box<dyn std::error::Error>;
+
+const USAGE: &str =
+    "usage: server [--listen ADDR] [--data DIR]   (defaults 127.0.0.1:1234, ./data)";
+
+struct Args {
+    listen: SocketAddr,
+    data: PathBuf,
+}
+
+fn parse_args() -> Result<Args, Error> {
+    let mut listen: SocketAddr = "127.0.0.1:1234".parse()?;
+    let mut data = PathBuf::from("./data");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => {
+                let addr = args.next().ok_or("--listen needs an address")?;
+                listen = addr
+                    .parse()
+                    .map_err(|e| format!("--listen {addr:?}: {e}"))?;
+            }
+            "--data" => data = args.next().ok_or("--data needs a directory")?.into(),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unexpected argument {other:?}\n{USAGE}").into()),
+        }
+    }
+    Ok(Args { listen, data })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Error> {
+    let args = parse_args()?;
+    // Kept beside the server so it can be closed (queued writes finished) after the server is.
+    let storage = Arc::new(SqliteStorage::open(&args.data)?);
+    let store = DocumentStore::from_arc(storage.clone());
+    let server = Server::new(store.clone());
+
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let addr = listener.local_addr()?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on ws://{addr}")?;
+    stdout.flush()?;
+    drop(stdout);
+
+    // Upgraded WebSockets outlive axum's graceful shutdown, which only waits for HTTP
+    // connections: the engine's shutdown is what closes them.
+    axum::serve(listener, teleportal::axum::router(server.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    eprintln!("server: shutting down");
+    server.shutdown().await;
+    drop(server);
+    store.idle().await;
+    drop(store);
+    // Connection tasks hold the store until they have sent their close frames, just after
+    // the engine lets them go; give them a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut storage = storage;
+    loop {
+        match Arc::try_unwrap(storage) {
+            Ok(storage) => return Ok(storage.close().await?),
+            Err(shared) if Instant::now() < deadline => {
+                storage = shared;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // Dropping the last handle finishes the queued writes too, only without
+            // reporting a close error.
+            Err(_) => {
+                eprintln!("server: storage still in use; it closes when released");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Resolves on Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            eprintln!("server: cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(e) => {
+                eprintln!("server: cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
