@@ -1,6 +1,11 @@
 //! [`serve`]: drives one Teleportal-protocol connection.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
 use futures::{Sink, Stream, StreamExt};
 use teleportal_core::{
     AckMessage, Any, AwarenessMessage, Body, ContentEnvelope, DocMessage, Frame, Message,
@@ -10,7 +15,12 @@ use teleportal_core::{
 use crate::convert::UpdateForms;
 use crate::peer::{Stop, send};
 use crate::server::Registration;
+use crate::session::Session;
 use crate::{Access, ClientContext, CloseReason, Server, ServerError};
+
+/// Updates of one connection being stored at once. Each waits for durability; storing them
+/// together lets the store commit them in one group instead of one fsync each.
+const PIPELINE: usize = 256;
 
 /// NACK text for a message whose encrypted flag differs from the document's (spec §4.3).
 pub const ENCRYPTION_MISMATCH: &str = "Message encryption and document encryption are mismatched";
@@ -59,6 +69,7 @@ where
     let mut connection = Connection {
         client,
         registration,
+        storing: HashSet::new(),
     };
     let result = connection.run(&mut incoming, &mut outgoing).await;
     match result {
@@ -72,6 +83,27 @@ where
 struct Connection {
     client: ClientContext,
     registration: Registration,
+    /// Ids of the updates being stored, so a retransmission waits for its original and is
+    /// then recognised as a duplicate.
+    storing: HashSet<MessageId>,
+}
+
+/// An update whose append finished (or failed); the connection relays and acknowledges it.
+struct Stored {
+    id: MessageId,
+    session: Arc<Session>,
+    forms: UpdateForms,
+    result: Result<(), ServerError>,
+}
+
+/// What to do with an incoming frame.
+enum Next {
+    /// A valid update being stored; its relay and ack wait for the updates before it.
+    Storing(BoxFuture<'static, Stored>),
+    /// An update answered without storing (denied, invalid, duplicate, empty).
+    Replies(Vec<Frame>),
+    /// Anything else, handled once every earlier update is relayed and acknowledged.
+    Other(Frame),
 }
 
 impl Connection {
@@ -81,7 +113,11 @@ impl Connection {
         K: Sink<Frame> + Send + Unpin,
         E: std::error::Error + Send + Sync + 'static,
     {
-        let closer = std::sync::Arc::clone(&self.registration.closer);
+        let closer = Arc::clone(&self.registration.closer);
+        // Consecutive updates are stored concurrently (up to `PIPELINE`) but relayed and
+        // acknowledged in the order they came, as if handled one by one; any other message
+        // waits until the updates before it are done, so it sees them stored.
+        let mut storing: FuturesOrdered<BoxFuture<'static, Stored>> = FuturesOrdered::new();
         loop {
             // Unbiased on purpose: a steady stream of broadcasts must not starve the client's
             // own messages, nor the other way round. A close is also seen by every `send`.
@@ -93,11 +129,38 @@ impl Connection {
                         send(outgoing, frame, &closer).await?;
                     }
                 }
-                item = incoming.next() => match item {
-                    None => return Ok(()),
+                Some(stored) = storing.next(), if !storing.is_empty() => {
+                    let reply = self.finish(stored).await;
+                    send(outgoing, reply, &closer).await?;
+                }
+                item = incoming.next(), if storing.len() < PIPELINE => match item {
+                    None => {
+                        while let Some(stored) = storing.next().await {
+                            let reply = self.finish(stored).await;
+                            send(outgoing, reply, &closer).await?;
+                        }
+                        return Ok(());
+                    }
                     Some(Err(error)) => return Err(Stop::Transport(Box::new(error))),
                     Some(Ok(frame)) => {
-                        for reply in self.handle(frame).await {
+                        let replies = match self.start(frame).await {
+                            Next::Storing(store) => {
+                                storing.push_back(store);
+                                Vec::new()
+                            }
+                            next => {
+                                while let Some(stored) = storing.next().await {
+                                    let reply = self.finish(stored).await;
+                                    send(outgoing, reply, &closer).await?;
+                                }
+                                match next {
+                                    Next::Other(frame) => self.handle(frame).await,
+                                    Next::Replies(replies) => replies,
+                                    Next::Storing(_) => Vec::new(),
+                                }
+                            }
+                        };
+                        for reply in replies {
                             send(outgoing, reply, &closer).await?;
                         }
                         // A client that writes without pause would otherwise keep this task
@@ -107,6 +170,70 @@ impl Connection {
                     }
                 },
             }
+        }
+    }
+
+    /// Starts storing a doc update; anything else is returned as [`Next::Other`].
+    async fn start(&mut self, frame: Frame) -> Next {
+        let message = match frame {
+            Frame::Message(message) if matches!(message.body, Body::Doc(DocMessage::Update(_))) => {
+                message
+            }
+            other => return Next::Other(other),
+        };
+        let bytes = message.to_bytes();
+        let id = MessageId::of(&bytes);
+        if self.storing.contains(&id) {
+            return Next::Other(Frame::Message(message));
+        }
+        let max = self.registration.server.config().max_message_size;
+        if bytes.len() > max {
+            return Next::Replies(vec![nack(id, too_large(bytes.len(), max))]);
+        }
+        let Message {
+            document,
+            encrypted,
+            body,
+        } = message;
+        let Body::Doc(doc @ DocMessage::Update(_)) = body else {
+            return Next::Other(Frame::Message(Message::new(document, encrypted, body)));
+        };
+        if let Err(replies) = self.doc_session(id, &document, encrypted, &doc).await {
+            return Next::Replies(replies);
+        }
+        let DocMessage::Update(update) = doc else {
+            return Next::Replies(vec![nack(id, "not an update")]);
+        };
+        match self.prepare(id, &document, update.data).await {
+            Err(text) => Next::Replies(vec![nack(id, text)]),
+            Ok(None) => Next::Replies(vec![ack(id)]),
+            Ok(Some((session, forms))) => {
+                self.storing.insert(id);
+                Next::Storing(Box::pin(async move {
+                    let result = session.store_update(&forms, Some(id)).await;
+                    Stored {
+                        id,
+                        session,
+                        forms,
+                        result,
+                    }
+                }))
+            }
+        }
+    }
+
+    /// Relays a stored update and returns its ACK, or the NACK of a failed one.
+    async fn finish(&mut self, stored: Stored) -> Frame {
+        self.storing.remove(&stored.id);
+        match stored.result {
+            Ok(()) => {
+                stored
+                    .session
+                    .relay_update(self.registration.peer.id, &stored.forms)
+                    .await;
+                ack(stored.id)
+            }
+            Err(error) => nack(stored.id, error.chain()),
         }
     }
 
@@ -158,35 +285,10 @@ impl Connection {
         encrypted: bool,
         doc: DocMessage,
     ) -> Vec<Frame> {
-        let access = match &doc {
-            DocMessage::SyncStep1 { .. } | DocMessage::SyncDone => Access::Read,
-            DocMessage::SyncStep2(_) | DocMessage::Update(_) => Access::Write,
-            // Only servers send auth-messages; the reference's permission check rejects them.
-            _ => return vec![nack(id, "auth-messages are sent by the server only")],
-        };
-        if !self.allowed(document, access).await {
-            let reason = permission_denied_reason(document);
-            // A denied sync-step-2 ends the sync as if it were applied (spec §4.3).
-            let answer = if matches!(doc, DocMessage::SyncStep2(_)) {
-                DocMessage::SyncDone
-            } else {
-                DocMessage::Auth {
-                    allowed: false,
-                    reason: reason.clone(),
-                }
-            };
-            return vec![doc_frame(document, answer), nack(id, reason)];
-        }
-        let session = match self.registration.session(document).await {
+        let session = match self.doc_session(id, document, encrypted, &doc).await {
             Ok(session) => session,
-            Err(error) => return vec![nack(id, error.chain())],
+            Err(replies) => return replies,
         };
-        if session.check_mode(encrypted).is_err() {
-            return vec![nack(id, ENCRYPTION_MISMATCH)];
-        }
-        if encrypted {
-            return vec![nack(id, E2EE_UNSUPPORTED)];
-        }
         match doc {
             DocMessage::SyncStep1 { state_vector } => {
                 let answer = match session.sync_state(&state_vector).await {
@@ -237,15 +339,73 @@ impl Connection {
         }
     }
 
+    /// The session a doc message acts on, once permission and encryption mode allow it;
+    /// `Err` holds the replies refusing it.
+    async fn doc_session(
+        &mut self,
+        id: MessageId,
+        document: &str,
+        encrypted: bool,
+        doc: &DocMessage,
+    ) -> Result<Arc<Session>, Vec<Frame>> {
+        let access = match doc {
+            DocMessage::SyncStep1 { .. } | DocMessage::SyncDone => Access::Read,
+            DocMessage::SyncStep2(_) | DocMessage::Update(_) => Access::Write,
+            // Only servers send auth-messages; the reference's permission check rejects them.
+            _ => return Err(vec![nack(id, "auth-messages are sent by the server only")]),
+        };
+        if !self.allowed(document, access).await {
+            let reason = permission_denied_reason(document);
+            // A denied sync-step-2 ends the sync as if it were applied (spec §4.3).
+            let answer = if matches!(doc, DocMessage::SyncStep2(_)) {
+                DocMessage::SyncDone
+            } else {
+                DocMessage::Auth {
+                    allowed: false,
+                    reason: reason.clone(),
+                }
+            };
+            return Err(vec![doc_frame(document, answer), nack(id, reason)]);
+        }
+        let session = match self.registration.session(document).await {
+            Ok(session) => session,
+            Err(error) => return Err(vec![nack(id, error.chain())]),
+        };
+        if session.check_mode(encrypted).is_err() {
+            return Err(vec![nack(id, ENCRYPTION_MISMATCH)]);
+        }
+        if encrypted {
+            return Err(vec![nack(id, E2EE_UNSUPPORTED)]);
+        }
+        Ok(session)
+    }
+
     /// Stores one content envelope's update and relays it; `Err` is the NACK text.
     async fn apply(&mut self, id: MessageId, document: &str, data: Bytes) -> Result<(), String> {
+        match self.prepare(id, document, data).await? {
+            Some((session, forms)) => session
+                .apply_update(self.registration.peer.id, &forms, Some(id))
+                .await
+                .map_err(|e| e.chain()),
+            None => Ok(()),
+        }
+    }
+
+    /// Decodes one content envelope's update for storing: `None` when there is nothing to
+    /// store (a duplicate or an empty update), `Err` the NACK text.
+    async fn prepare(
+        &mut self,
+        id: MessageId,
+        document: &str,
+        data: Bytes,
+    ) -> Result<Option<(Arc<Session>, UpdateForms)>, String> {
         let session = self
             .registration
             .session(document)
             .await
             .map_err(|e| e.chain())?;
         if session.is_duplicate(&id) {
-            return Ok(());
+            return Ok(None);
         }
         // The version byte is ignored, as the reference ignores it: data is always an envelope.
         let envelope = ContentEnvelope::decode(data).map_err(|source| {
@@ -259,7 +419,7 @@ impl Connection {
             return Err(E2EE_UNSUPPORTED.to_string());
         }
         if envelope.structure_update.is_empty() {
-            return Ok(()); // Nothing to store (spec §5.1).
+            return Ok(None); // Nothing to store (spec §5.1).
         }
         let forms = UpdateForms::from_v2(envelope.structure_update).map_err(|source| {
             ServerError::InvalidUpdate {
@@ -269,12 +429,9 @@ impl Connection {
             .chain()
         })?;
         if forms.empty {
-            return Ok(());
+            return Ok(None);
         }
-        session
-            .apply_update(self.registration.peer.id, &forms, Some(id))
-            .await
-            .map_err(|e| e.chain())
+        Ok(Some((session, forms)))
     }
 
     async fn handle_awareness(

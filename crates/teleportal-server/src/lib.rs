@@ -43,7 +43,9 @@
 //!   or grow memory.
 //! - **ACK after durability.** An update is acknowledged only after
 //!   [`DocumentStore::append`](teleportal_storage::DocumentStore::append) returned, then
-//!   relayed to the document's other clients and published to other nodes.
+//!   relayed to the document's other clients and published to other nodes. A connection's
+//!   consecutive updates are stored concurrently (up to 256), so the store can commit them in
+//!   one group, but are acknowledged and relayed in the order they came.
 //! - **Storage is Yjs V1** (the store's encoding); Teleportal clients speak V2 in content
 //!   envelopes and y-websocket clients V1, so updates are converted on the way with yrs.
 //!

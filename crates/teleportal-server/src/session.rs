@@ -200,6 +200,21 @@ impl Session {
         forms: &UpdateForms,
         id: Option<MessageId>,
     ) -> Result<(), ServerError> {
+        self.store_update(forms, id).await?;
+        self.relay_update(from, forms).await;
+        Ok(())
+    }
+
+    /// Stores an update durably and remembers its id; the first half of
+    /// [`apply_update`](Self::apply_update), for callers that relay in an order of their own.
+    ///
+    /// # Errors
+    /// The store's error.
+    pub(crate) async fn store_update(
+        &self,
+        forms: &UpdateForms,
+        id: Option<MessageId>,
+    ) -> Result<(), ServerError> {
         self.store
             .append(&self.doc, forms.stored(self.store.encoding()))
             .await
@@ -207,6 +222,12 @@ impl Session {
         if let Some(id) = id {
             lock(&self.recent).insert(id);
         }
+        Ok(())
+    }
+
+    /// Relays a stored update to the other clients and nodes: the second half of
+    /// [`apply_update`](Self::apply_update).
+    pub(crate) async fn relay_update(&self, from: u64, forms: &UpdateForms) {
         let message = self.update_message(forms);
         self.broadcast(
             Some(from),
@@ -216,7 +237,6 @@ impl Session {
             },
         );
         self.publish(&message).await;
-        Ok(())
     }
 
     fn update_message(&self, forms: &UpdateForms) -> Message {

@@ -155,6 +155,88 @@ async fn update_is_acked_only_after_storage_append_resolves() {
     assert_eq!(stored_text(&server, "notes").await, "durable");
 }
 
+/// Storage whose appends each wait until `n` appends are waiting: only a server that stores
+/// a connection's updates concurrently gets past it.
+struct BarrierStorage {
+    inner: MemoryStorage,
+    barrier: tokio::sync::Barrier,
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl DocumentStorage for BarrierStorage {
+    async fn append(
+        &self,
+        doc: &DocumentId,
+        update: Bytes,
+        options: AppendOptions,
+    ) -> Result<AppendReceipt, StorageError> {
+        self.barrier.wait().await;
+        self.inner.append(doc, update, options).await
+    }
+    async fn load(&self, doc: &DocumentId) -> Result<StoredDocument, StorageError> {
+        self.inner.load(doc).await
+    }
+    async fn metadata(&self, doc: &DocumentId) -> Result<Option<DocumentMetadata>, StorageError> {
+        self.inner.metadata(doc).await
+    }
+    async fn compact(
+        &self,
+        doc: &DocumentId,
+        upto: Seq,
+        snapshot: Bytes,
+    ) -> Result<(), StorageError> {
+        self.inner.compact(doc, upto, snapshot).await
+    }
+    async fn delete(&self, doc: &DocumentId) -> Result<(), StorageError> {
+        self.inner.delete(doc).await
+    }
+}
+
+#[tokio::test]
+async fn consecutive_updates_are_stored_together_but_acked_and_relayed_in_order() {
+    let storage = BarrierStorage {
+        inner: MemoryStorage::new(),
+        barrier: tokio::sync::Barrier::new(3),
+    };
+    let server = Server::new(DocumentStore::new(storage));
+    let mut watcher = Client::connect(&server, "bob");
+    let watching = Replica::new(2);
+    let id = watcher.send(sync_step_1("notes", watching.state_vector()));
+    assert!(watcher.until_ack(id).await.0.is_positive());
+
+    let mut writer = Client::connect(&server, "alice");
+    let replica = Replica::new(1);
+    let updates: Vec<Bytes> = ["a", "b", "c"].map(|s| replica.type_text(s)).into();
+    let ids: Vec<_> = updates
+        .iter()
+        .map(|u| writer.send(update_message("notes", u.clone())))
+        .collect();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        for id in &ids {
+            let ack = writer.recv_message().await;
+            let Body::Ack(ack) = ack.body else {
+                panic!("expected an ack, got {ack:?}");
+            };
+            assert!(ack.is_positive());
+            assert_eq!(ack.message_id, id.to_string(), "acks in the order sent");
+        }
+        // Each update builds on the one before: applied in order, the text grows by one.
+        for expected in ["a", "ab", "abc"] {
+            let relayed = watcher.recv_message().await;
+            assert!(
+                matches!(relayed.body, Body::Doc(DocMessage::Update(_))),
+                "expected an update, got {relayed:?}"
+            );
+            watching.apply_message(&relayed);
+            assert_eq!(watching.text(), expected, "relayed in the order sent");
+        }
+    })
+    .await
+    .expect("three updates stored concurrently (a one-at-a-time server waits forever)");
+    assert_eq!(stored_text(&server, "notes").await, "abc");
+}
+
 #[tokio::test]
 async fn duplicate_message_is_acked_twice_but_applied_once() {
     let server = memory_server();
