@@ -19,8 +19,9 @@
 //!
 //! Workloads:
 //! - `one-doc --clients K --updates U (--burst | --paced RATE)`: K clients sync one new document;
-//!   the first sends U single-character inserts, the other K-1 receive them. Burst keeps up to
-//!   `--in-flight` (default 256) updates unacknowledged; paced sends one every 1/RATE s.
+//!   the first sends U single-character inserts, the other K-1 receive them. Burst sends without
+//!   waiting, keeping at most `--in-flight` (default 256) updates not yet acknowledged or not
+//!   yet received by every receiver; paced sends one every 1/RATE s.
 //! - `many-docs --docs D --clients-per-doc C --updates U`: D documents, each with C clients of
 //!   which the first sends U updates as a burst; all documents at once.
 //!
@@ -44,7 +45,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -330,6 +331,26 @@ fn nanos_since(base: Instant) -> u64 {
     u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// The writer's window: an update leaves it once it was acknowledged and every receiver got
+/// it. Bounding by acks alone would let a writer outrun slow receivers until the server's
+/// per-client send queue (1024 by default) overflows and it disconnects them, by design.
+struct Window {
+    permits: Semaphore,
+    /// Per update, how many of the ack and the receivers are done with it.
+    done: Vec<AtomicUsize>,
+    needed: usize,
+}
+
+impl Window {
+    fn done(&self, update: usize) {
+        if let Some(done) = self.done.get(update)
+            && done.fetch_add(1, Ordering::AcqRel) + 1 == self.needed
+        {
+            self.permits.add_permits(1);
+        }
+    }
+}
+
 /// One writer sends `updates`; every receiver must get all of them, in order, and end with
 /// `expected` as its text. Connections are dropped at the end.
 async fn drive_document(
@@ -343,16 +364,21 @@ async fn drive_document(
 ) -> Result<DocRun, Error> {
     let count = updates.len();
     let sent: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(0)).collect());
+    let window = Arc::new(Window {
+        permits: Semaphore::new(in_flight),
+        done: (0..count).map(|_| AtomicUsize::new(0)).collect(),
+        needed: receivers.len() + 1,
+    });
     let receiving = receivers.into_iter().map(|client| {
         let expected = expected.clone();
-        tokio::spawn(async move { receive(client, count, &expected, base).await })
+        let window = Arc::clone(&window);
+        tokio::spawn(async move { receive(client, count, &expected, base, &window).await })
     });
     let receiving: Vec<_> = receiving.collect();
 
     let Client { mut tx, mut rx } = writer;
-    let permits = Arc::new(Semaphore::new(in_flight));
     let acks = {
-        let permits = Arc::clone(&permits);
+        let window = Arc::clone(&window);
         tokio::spawn(async move {
             let mut acked = 0;
             while acked < count {
@@ -365,8 +391,8 @@ async fn drive_document(
                     if let Some(error) = ack.error {
                         return Err::<_, Error>(format!("update NACKed: {error}").into());
                     }
+                    window.done(acked);
                     acked += 1;
-                    permits.add_permits(1);
                 }
             }
             Ok(rx)
@@ -381,7 +407,7 @@ async fn drive_document(
                     let due = start + Duration::from_secs_f64(i as f64 / rate);
                     tokio::time::sleep_until(due.into()).await;
                 }
-                permits.acquire().await?.forget();
+                window.permits.acquire().await?.forget();
                 sent[i].store(nanos_since(base), Ordering::Relaxed);
                 tx.send(frame).await?;
             }
@@ -405,6 +431,7 @@ async fn receive(
     count: usize,
     expected: &str,
     base: Instant,
+    window: &Window,
 ) -> Result<Vec<u64>, Error> {
     let mut times = Vec::with_capacity(count);
     let mut updates = Vec::with_capacity(count);
@@ -421,6 +448,7 @@ async fn receive(
         }) = frame
         {
             times.push(nanos_since(base));
+            window.done(updates.len());
             updates.push(update.data);
         }
     }
