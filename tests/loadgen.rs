@@ -61,6 +61,8 @@ fn last_line_figures(stdout: &str) -> [f64; 5] {
 fn one_document_burst_delivers_every_update_to_every_receiver() {
     let stdout = loadgen(&[
         "--in-process",
+        "--timeout",
+        "60",
         "one-doc",
         "--clients",
         "3",
@@ -83,6 +85,8 @@ fn many_documents_deliver_every_update() {
     let stdout = loadgen(&[
         "--in-process",
         "--memory",
+        "--timeout",
+        "60",
         "many-docs",
         "--docs",
         "5",
