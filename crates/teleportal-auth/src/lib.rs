@@ -36,4 +36,6 @@ pub mod token;
 
 pub use error::AuthError;
 pub use permission::{Permission, has_document_permission};
-pub use token::{DEFAULT_ISSUER, DEFAULT_LIFETIME_SECS, DocumentAccess, TokenClaims, TokenConfig};
+pub use token::{
+    DEFAULT_ISSUER, DEFAULT_LIFETIME_SECS, DocumentAccess, TokenAlgorithm, TokenClaims, TokenConfig,
+};
