@@ -32,10 +32,12 @@
 
 mod error;
 mod permission;
+mod room;
 pub mod token;
 
 pub use error::AuthError;
 pub use permission::{Permission, has_document_permission};
+pub use room::{document_key, room_prefix, split_document_key};
 pub use token::{
     DEFAULT_ISSUER, DEFAULT_LIFETIME_SECS, DocumentAccess, TokenAlgorithm, TokenClaims, TokenConfig,
 };
