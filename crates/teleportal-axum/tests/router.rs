@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use teleportal_core::y_protocols::SyncMessage;
 use teleportal_core::{Body, ContentEnvelope, DocMessage, Frame, Message, Update, YMessage};
-use teleportal_server::{Access, PermissionChecker, Server, ServerConfig};
+use teleportal_server::{Access, ClientContext, PermissionChecker, Server, ServerConfig};
 use teleportal_storage::{DocumentStore, MemoryStorage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -198,9 +198,9 @@ struct Recorder(Mutex<Vec<(String, String)>>);
 
 #[async_trait]
 impl PermissionChecker for Recorder {
-    async fn check(&self, client: &str, document: &str, _access: Access) -> bool {
+    async fn check(&self, client: &ClientContext, document: &str, _access: Access) -> bool {
         let mut seen = self.0.lock().expect("not poisoned");
-        seen.push((client.to_owned(), document.to_owned()));
+        seen.push((client.client_id.clone(), document.to_owned()));
         true
     }
 }

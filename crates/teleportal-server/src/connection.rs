@@ -147,7 +147,7 @@ impl Connection {
     async fn allowed(&self, document: &str, access: Access) -> bool {
         self.registration
             .server
-            .allowed(&self.client.client_id, document, access)
+            .allowed(&self.client, document, access)
             .await
     }
 

@@ -11,7 +11,9 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::peer::{Broadcast, Closer, Peer};
 use crate::session::{self, Session};
-use crate::{Access, AllowAll, CloseReason, PermissionChecker, ServerConfig, ServerError};
+use crate::{
+    Access, AllowAll, ClientContext, CloseReason, PermissionChecker, ServerConfig, ServerError,
+};
 
 /// What every clone of a server shares.
 #[derive(Debug, Default)]
@@ -126,7 +128,12 @@ impl Server {
         lock(&self.state.sessions).clear();
     }
 
-    pub(crate) async fn allowed(&self, client: &str, document: &str, access: Access) -> bool {
+    pub(crate) async fn allowed(
+        &self,
+        client: &ClientContext,
+        document: &str,
+        access: Access,
+    ) -> bool {
         self.permissions.check(client, document, access).await
     }
 

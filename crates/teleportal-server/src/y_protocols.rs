@@ -69,7 +69,7 @@ impl YConnection {
     async fn allowed(&self, access: Access) -> bool {
         self.registration
             .server
-            .allowed(&self.client.client_id, &self.document, access)
+            .allowed(&self.client, &self.document, access)
             .await
     }
 
