@@ -30,11 +30,15 @@
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "server")]
+mod checker;
 mod error;
 mod permission;
 mod room;
 pub mod token;
 
+#[cfg(feature = "server")]
+pub use checker::TokenPermissionChecker;
 pub use error::AuthError;
 pub use permission::{Permission, has_document_permission};
 pub use room::{document_key, room_prefix, split_document_key};
