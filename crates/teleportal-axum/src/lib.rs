@@ -24,13 +24,21 @@
 //!
 //! The path alone decides the protocol, so a connection never has to be sniffed.
 //!
-//! # Identity
-//! The `?token=` query parameter, when present, is passed to the engine as the connection's
-//! client id ([`ClientContext::new`]); without one the connection gets a fresh
-//! `anonymous-<n>` id. **The token is not verified yet**: this router does no authentication,
-//! so mount it only where every client may read and write every document, until token
-//! verification (wire protocol §15.1) lands. The client id is also what presence messages
-//! show other clients as `clientId`, so until then do not put a real secret in `?token=`.
+//! # Identity and authentication
+//! [`router`] does no authentication: every connection gets a fresh `anonymous-<n>` client id
+//! and `?token=` is ignored (never used as an id: the client id is shown to other clients in
+//! presence, and a token there would leak). Mount it only where every client may read and
+//! write every document.
+//!
+//! [`router_with_auth`] (feature `auth`) verifies `?token=` with a
+//! [`TokenConfig`](teleportal_auth::TokenConfig) before upgrading, for both protocols:
+//! - no token, or a token that fails verification: HTTP **401**, no upgrade;
+//! - a y-websocket connection whose token grants no `read` on the path's document: HTTP
+//!   **403**, no upgrade (a y-websocket connection has exactly that one document);
+//! - otherwise the connection's client id and user are the token's `userId` and its claims
+//!   ride along ([`ClientContext::with_identity`]) for
+//!   [`TokenPermissionChecker`](teleportal_auth::TokenPermissionChecker), which the router
+//!   installs on its copy of the server, to check every message.
 //!
 //! # Limits
 //! [`ServerConfig::max_message_size`](teleportal_server::ServerConfig::max_message_size) also
@@ -60,7 +68,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Router;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::SinkExt;
 use teleportal_core::{Frame, YMessage};
@@ -74,15 +83,49 @@ pub use teleportal_core::frame::{PING, PONG};
 /// applied, so it can be served directly or merged into an application's router. Connections
 /// run until the client leaves or the engine closes them.
 pub fn router(server: Server) -> Router {
-    let state = Shared {
+    routes(Shared {
         server,
         anonymous: Arc::new(AtomicU64::new(0)),
-    };
+        #[cfg(feature = "auth")]
+        tokens: None,
+    })
+}
+
+/// Like [`router`], but every connection must carry a `?token=` that `tokens` verifies (see
+/// the crate docs for the answers), and the server checks every message against the token's
+/// `documentAccess`.
+///
+/// `server`'s permission checker is replaced with
+/// [`TokenPermissionChecker`](teleportal_auth::TokenPermissionChecker) in the router's copy;
+/// clones share everything else, so [`Server::shutdown`] on the caller's clone still works.
+///
+/// ```no_run
+/// use teleportal_auth::TokenConfig;
+/// use teleportal_server::Server;
+/// use teleportal_storage::{DocumentStore, MemoryStorage};
+///
+/// let server = Server::new(DocumentStore::new(MemoryStorage::new()));
+/// let app = teleportal_axum::router_with_auth(server, TokenConfig::new("shared-secret"));
+/// # drop(app);
+/// ```
+#[cfg(feature = "auth")]
+pub fn router_with_auth(server: Server, tokens: teleportal_auth::TokenConfig) -> Router {
+    routes(Shared {
+        server: server.with_permissions(teleportal_auth::TokenPermissionChecker),
+        anonymous: Arc::new(AtomicU64::new(0)),
+        tokens: Some(Arc::new(tokens)),
+    })
+}
+
+fn routes(state: Shared) -> Router {
     Router::new()
         .route("/", get(teleportal_upgrade))
         .route("/{*document}", get(y_protocols_upgrade))
         .with_state(state)
 }
+
+/// An HTTP answer refusing a connection before the upgrade, with a short body.
+type Refused = (StatusCode, &'static str);
 
 /// What every connection handler shares.
 #[derive(Clone)]
@@ -90,18 +133,28 @@ struct Shared {
     server: Server,
     /// Numbers connections that came without a token, so their ids never collide.
     anonymous: Arc<AtomicU64>,
+    /// The verifier, when connections must authenticate.
+    #[cfg(feature = "auth")]
+    tokens: Option<Arc<teleportal_auth::TokenConfig>>,
 }
 
 impl Shared {
-    fn client(&self, query: &HashMap<String, String>) -> ClientContext {
-        let id = match query.get("token") {
-            Some(token) if !token.is_empty() => token.clone(),
-            _ => format!(
-                "anonymous-{}",
-                self.anonymous.fetch_add(1, Ordering::Relaxed)
-            ),
-        };
-        ClientContext::new(id)
+    /// The connection's identity, or the HTTP answer refusing it before the upgrade.
+    // Without `auth` nothing is refused and the document is not looked at.
+    #[cfg_attr(not(feature = "auth"), allow(unused_variables))]
+    fn client(
+        &self,
+        query: &HashMap<String, String>,
+        document: Option<&str>,
+    ) -> Result<ClientContext, Refused> {
+        #[cfg(feature = "auth")]
+        if let Some(tokens) = &self.tokens {
+            return authenticate(tokens, query, document);
+        }
+        Ok(ClientContext::new(format!(
+            "anonymous-{}",
+            self.anonymous.fetch_add(1, Ordering::Relaxed)
+        )))
     }
 
     /// Applies the engine's message size limit to the WebSocket itself, so an oversized
@@ -117,7 +170,10 @@ async fn teleportal_upgrade(
     Query(query): Query<HashMap<String, String>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let client = shared.client(&query);
+    let client = match shared.client(&query, None) {
+        Ok(client) => client,
+        Err((status, reason)) => return (status, reason).into_response(),
+    };
     shared
         .limit(upgrade)
         .on_upgrade(move |socket| teleportal_connection(shared, client, socket))
@@ -129,10 +185,47 @@ async fn y_protocols_upgrade(
     Query(query): Query<HashMap<String, String>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let client = shared.client(&query);
+    let client = match shared.client(&query, Some(&document)) {
+        Ok(client) => client,
+        Err((status, reason)) => return (status, reason).into_response(),
+    };
     shared
         .limit(upgrade)
         .on_upgrade(move |socket| y_protocols_connection(shared, client, document, socket))
+}
+
+/// Verifies `?token=` and, for a one-document connection, read access to the document.
+#[cfg(feature = "auth")]
+fn authenticate(
+    tokens: &teleportal_auth::TokenConfig,
+    query: &HashMap<String, String>,
+    document: Option<&str>,
+) -> Result<ClientContext, Refused> {
+    use teleportal_auth::TokenPermissionChecker;
+    use teleportal_server::Access;
+
+    let Some(token) = query.get("token").filter(|t| !t.is_empty()) else {
+        return Err((StatusCode::UNAUTHORIZED, "missing token"));
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let claims = tokens.verify(token, now).map_err(|error| {
+        // The reason is for the operator's logs; the client learns only that it failed, as
+        // in the reference.
+        tracing::debug!(error = &error as &dyn std::error::Error, "token refused");
+        (StatusCode::UNAUTHORIZED, "invalid token")
+    })?;
+    let user = claims.user_id.clone();
+    let client = ClientContext::new(user.clone())
+        .with_user(user)
+        .with_identity(claims);
+    if let Some(document) = document
+        && !TokenPermissionChecker::allows(&client, document, Access::Read)
+    {
+        return Err((StatusCode::FORBIDDEN, "token does not grant this document"));
+    }
+    Ok(client)
 }
 
 async fn teleportal_connection(shared: Shared, client: ClientContext, socket: WebSocket) {
