@@ -4,10 +4,17 @@
 //! cargo run --release --example server -- --listen 127.0.0.1:1234 --data ./data
 //! ```
 //!
-//! Teleportal clients connect to `ws://ADDR/` (one binary frame per message, `?token=` names
-//! the client; it is not verified yet), `y-websocket` clients to `ws://ADDR/<document>`, for
-//! example `new WebsocketProvider('ws://127.0.0.1:1234', 'my-document', doc)`. Documents live
-//! in a SQLite database in the `--data` directory, created if missing.
+//! Teleportal clients connect to `ws://ADDR/` (one binary frame per message), `y-websocket`
+//! clients to `ws://ADDR/<document>`, for example
+//! `new WebsocketProvider('ws://127.0.0.1:1234', 'my-document', doc)`. Documents live in a
+//! SQLite database in the `--data` directory, created if missing.
+//!
+//! Without `--jwt-secret` every client may read and write every document and gets an
+//! anonymous id. With `--jwt-secret SECRET` both kinds of client must pass an HS256 token
+//! signed with `SECRET` as `?token=` (issuer and audience `teleportal`): a missing or invalid
+//! token is refused with HTTP 401, a y-websocket connection whose token does not grant the
+//! path's document with 403, and every message is checked against the token's
+//! `documentAccess`.
 //!
 //! Once it accepts connections it prints exactly one line to stdout, `listening on
 //! ws://<addr>`, with the real port (`--listen 127.0.0.1:0` picks a free one). On Ctrl-C or
@@ -26,17 +33,19 @@ use teleportal::storage::{DocumentStore, SqliteStorage};
 
 type Error = Box<dyn std::error::Error>;
 
-const USAGE: &str =
-    "usage: server [--listen ADDR] [--data DIR]   (defaults 127.0.0.1:1234, ./data)";
+const USAGE: &str = "usage: server [--listen ADDR] [--data DIR] [--jwt-secret SECRET]
+    (defaults 127.0.0.1:1234, ./data, no authentication)";
 
 struct Args {
     listen: SocketAddr,
     data: PathBuf,
+    jwt_secret: Option<String>,
 }
 
 fn parse_args() -> Result<Args, Error> {
     let mut listen: SocketAddr = "127.0.0.1:1234".parse()?;
     let mut data = PathBuf::from("./data");
+    let mut jwt_secret = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -47,6 +56,13 @@ fn parse_args() -> Result<Args, Error> {
                     .map_err(|e| format!("--listen {addr:?}: {e}"))?;
             }
             "--data" => data = args.next().ok_or("--data needs a directory")?.into(),
+            "--jwt-secret" => {
+                let secret = args.next().ok_or("--jwt-secret needs a secret")?;
+                if secret.is_empty() {
+                    return Err("--jwt-secret must not be empty".into());
+                }
+                jwt_secret = Some(secret);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -54,7 +70,11 @@ fn parse_args() -> Result<Args, Error> {
             other => return Err(format!("unexpected argument {other:?}\n{USAGE}").into()),
         }
     }
-    Ok(Args { listen, data })
+    Ok(Args {
+        listen,
+        data,
+        jwt_secret,
+    })
 }
 
 #[tokio::main]
@@ -84,7 +104,14 @@ async fn run() -> Result<(), Error> {
 
     // Upgraded WebSockets outlive axum's graceful shutdown, which only waits for HTTP
     // connections: the engine's shutdown is what closes them.
-    axum::serve(listener, teleportal::axum::router(server.clone()))
+    let app = match &args.jwt_secret {
+        Some(secret) => teleportal::axum::router_with_auth(
+            server.clone(),
+            teleportal::auth::TokenConfig::new(secret),
+        ),
+        None => teleportal::axum::router(server.clone()),
+    };
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     eprintln!("server: shutting down");
