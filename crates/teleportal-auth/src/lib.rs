@@ -34,6 +34,7 @@
 mod checker;
 mod error;
 mod permission;
+pub mod rate_limit;
 mod room;
 pub mod token;
 
@@ -41,7 +42,12 @@ pub mod token;
 pub use checker::TokenPermissionChecker;
 pub use error::AuthError;
 pub use permission::{Permission, has_document_permission};
+pub use rate_limit::{
+    MemoryRateLimiter, RateLimitAlgorithm, RateLimitExceeded, RateLimitKey, RateLimitLayer,
+    RateLimitRule, RateLimited,
+};
 pub use room::{document_key, room_prefix, split_document_key};
 pub use token::{
     DEFAULT_ISSUER, DEFAULT_LIFETIME_SECS, DocumentAccess, TokenAlgorithm, TokenClaims, TokenConfig,
 };
+pub use tower_layer::Layer;
