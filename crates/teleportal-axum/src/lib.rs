@@ -88,6 +88,8 @@ pub fn router(server: Server) -> Router {
         anonymous: Arc::new(AtomicU64::new(0)),
         #[cfg(feature = "auth")]
         tokens: None,
+        #[cfg(feature = "auth")]
+        rate_limit: None,
     })
 }
 
@@ -110,11 +112,92 @@ pub fn router(server: Server) -> Router {
 /// ```
 #[cfg(feature = "auth")]
 pub fn router_with_auth(server: Server, tokens: teleportal_auth::TokenConfig) -> Router {
-    routes(Shared {
-        server: server.with_permissions(teleportal_auth::TokenPermissionChecker),
-        anonymous: Arc::new(AtomicU64::new(0)),
-        tokens: Some(Arc::new(tokens)),
-    })
+    RouterBuilder::new(server).with_auth(tokens).build()
+}
+
+/// Builds a router with optional token authentication and rate limits (feature `auth`).
+///
+/// ```
+/// use std::sync::Arc;
+/// use teleportal_auth::{MemoryRateLimiter, RateLimitRule, TokenConfig};
+/// use teleportal_server::Server;
+/// use teleportal_storage::{DocumentStore, MemoryStorage};
+///
+/// let server = Server::new(DocumentStore::new(MemoryStorage::new()));
+/// let limiter = MemoryRateLimiter::new(vec![RateLimitRule::per_user_per_second(20)]);
+/// let app = teleportal_axum::RouterBuilder::new(server)
+///     .with_auth(TokenConfig::new("shared-secret"))
+///     .with_rate_limit(Arc::new(limiter), 50)
+///     .build();
+/// # drop(app);
+/// ```
+#[cfg(feature = "auth")]
+#[derive(Debug)]
+pub struct RouterBuilder {
+    server: Server,
+    tokens: Option<teleportal_auth::TokenConfig>,
+    rate_limit: Option<RateLimit>,
+}
+
+#[cfg(feature = "auth")]
+impl RouterBuilder {
+    /// A builder for a router mounting `server`, with no authentication and no limits.
+    pub fn new(server: Server) -> Self {
+        Self {
+            server,
+            tokens: None,
+            rate_limit: None,
+        }
+    }
+
+    /// Requires a `?token=` that `tokens` verifies; see [`router_with_auth`].
+    #[must_use]
+    pub fn with_auth(mut self, tokens: teleportal_auth::TokenConfig) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// Counts every incoming Teleportal message but acks and pings against `limiter`,
+    /// keyed by the connection's user (its client id when anonymous) and a connection
+    /// number: a message over a limit gets a NACK with `retryAfter` (spec §7) and changes
+    /// nothing, and the violation after `max_violations` closes the connection with code 1008
+    /// and the reason. y-websocket connections are not rate limited yet.
+    #[must_use]
+    pub fn with_rate_limit(
+        mut self,
+        limiter: Arc<teleportal_auth::MemoryRateLimiter>,
+        max_violations: u32,
+    ) -> Self {
+        self.rate_limit = Some(RateLimit {
+            limiter,
+            max_violations,
+        });
+        self
+    }
+
+    /// The router.
+    pub fn build(self) -> Router {
+        let server = match self.tokens {
+            Some(_) => self
+                .server
+                .with_permissions(teleportal_auth::TokenPermissionChecker),
+            None => self.server,
+        };
+        routes(Shared {
+            server,
+            anonymous: Arc::new(AtomicU64::new(0)),
+            tokens: self.tokens.map(Arc::new),
+            rate_limit: self.rate_limit,
+        })
+    }
+}
+
+/// The limiter connections share, and how many violations a connection may commit.
+#[cfg(feature = "auth")]
+#[derive(Debug, Clone)]
+struct RateLimit {
+    limiter: Arc<teleportal_auth::MemoryRateLimiter>,
+    max_violations: u32,
 }
 
 fn routes(state: Shared) -> Router {
@@ -136,6 +219,8 @@ struct Shared {
     /// The verifier, when connections must authenticate.
     #[cfg(feature = "auth")]
     tokens: Option<Arc<teleportal_auth::TokenConfig>>,
+    #[cfg(feature = "auth")]
+    rate_limit: Option<RateLimit>,
 }
 
 impl Shared {
@@ -231,6 +316,33 @@ fn authenticate(
 async fn teleportal_connection(shared: Shared, client: ClientContext, socket: WebSocket) {
     let (mut sink, incoming) = socket::split(socket, Frame::decode);
     let outgoing = socket::outgoing(&mut sink, Frame::to_bytes);
+    #[cfg(feature = "auth")]
+    if let Some(limit) = &shared.rate_limit {
+        use futures::StreamExt;
+        use teleportal_auth::RateLimited;
+
+        let user = client
+            .user
+            .clone()
+            .unwrap_or_else(|| client.client_id.clone());
+        let connection = shared.anonymous.fetch_add(1, Ordering::Relaxed);
+        let joined = socket::Joined {
+            stream: incoming,
+            sink: outgoing,
+        };
+        let limited = RateLimited::new(
+            joined,
+            Arc::clone(&limit.limiter),
+            user,
+            connection,
+            limit.max_violations,
+        );
+        // One value reads and answers (the NACKs); the engine wants the halves.
+        let (outgoing, incoming) = limited.split();
+        let ended = teleportal_server::serve(&shared.server, client, incoming, outgoing).await;
+        finish(sink, ended).await;
+        return;
+    }
     let ended = teleportal_server::serve(&shared.server, client, incoming, outgoing).await;
     finish(sink, ended).await;
 }
@@ -257,6 +369,19 @@ async fn finish(mut sink: socket::SocketSink, ended: Result<Option<CloseReason>,
             let _ = sink.send(socket::close_frame(&reason)).await;
         }
         Ok(None) => {}
+        #[cfg(feature = "auth")]
+        Err(ServerError::Transport(source))
+            if matches!(
+                source.downcast_ref::<socket::ConnectionError>(),
+                Some(socket::ConnectionError::RateLimited(_))
+            ) =>
+        {
+            let reason = source.to_string();
+            tracing::debug!(reason, "closing a rate-limited connection");
+            let _ = sink
+                .send(socket::close_frame_with(socket::POLICY_VIOLATION, &reason))
+                .await;
+        }
         Err(error) => tracing::debug!(
             error = &error as &dyn std::error::Error,
             "connection failed"
