@@ -16,6 +16,11 @@
 //! path's document with 403, and every message is checked against the token's
 //! `documentAccess`.
 //!
+//! `--rate-limit N` allows each user (each connection when anonymous) N messages a second,
+//! in bursts of up to N (acks and pings are free): a message over the limit gets a NACK with
+//! `retryAfter` and changes nothing, and after 50 such refusals the connection is closed
+//! with code 1008 and the reason. y-websocket connections are not rate limited yet.
+//!
 //! Once it accepts connections it prints exactly one line to stdout, `listening on
 //! ws://<addr>`, with the real port (`--listen 127.0.0.1:0` picks a free one). On Ctrl-C or
 //! SIGTERM it stops accepting connections, closes every client with a reason, and closes the
@@ -33,19 +38,25 @@ use teleportal::storage::{DocumentStore, SqliteStorage};
 
 type Error = Box<dyn std::error::Error>;
 
-const USAGE: &str = "usage: server [--listen ADDR] [--data DIR] [--jwt-secret SECRET]
-    (defaults 127.0.0.1:1234, ./data, no authentication)";
+const USAGE: &str =
+    "usage: server [--listen ADDR] [--data DIR] [--jwt-secret SECRET] [--rate-limit N]
+    (defaults 127.0.0.1:1234, ./data, no authentication, no rate limit)";
+
+/// Refused messages a connection may send before `--rate-limit` disconnects it.
+const MAX_VIOLATIONS: u32 = 50;
 
 struct Args {
     listen: SocketAddr,
     data: PathBuf,
     jwt_secret: Option<String>,
+    rate_limit: Option<u32>,
 }
 
 fn parse_args() -> Result<Args, Error> {
     let mut listen: SocketAddr = "127.0.0.1:1234".parse()?;
     let mut data = PathBuf::from("./data");
     let mut jwt_secret = None;
+    let mut rate_limit = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -63,6 +74,15 @@ fn parse_args() -> Result<Args, Error> {
                 }
                 jwt_secret = Some(secret);
             }
+            "--rate-limit" => {
+                let n = args.next().ok_or("--rate-limit needs a number")?;
+                let n: u32 = n
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("--rate-limit {n:?}: not a positive number"))?;
+                rate_limit = Some(n);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -74,6 +94,7 @@ fn parse_args() -> Result<Args, Error> {
         listen,
         data,
         jwt_secret,
+        rate_limit,
     })
 }
 
@@ -104,13 +125,16 @@ async fn run() -> Result<(), Error> {
 
     // Upgraded WebSockets outlive axum's graceful shutdown, which only waits for HTTP
     // connections: the engine's shutdown is what closes them.
-    let app = match &args.jwt_secret {
-        Some(secret) => teleportal::axum::router_with_auth(
-            server.clone(),
-            teleportal::auth::TokenConfig::new(secret),
-        ),
-        None => teleportal::axum::router(server.clone()),
-    };
+    let mut app = teleportal::axum::RouterBuilder::new(server.clone());
+    if let Some(secret) = &args.jwt_secret {
+        app = app.with_auth(teleportal::auth::TokenConfig::new(secret));
+    }
+    if let Some(n) = args.rate_limit {
+        let rule = teleportal::auth::RateLimitRule::per_user_per_second(n);
+        let limiter = teleportal::auth::MemoryRateLimiter::new(vec![rule]);
+        app = app.with_rate_limit(Arc::new(limiter), MAX_VIOLATIONS);
+    }
+    let app = app.build();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
