@@ -20,13 +20,22 @@
 //! # Why this shape
 //!
 //! Tokens are the reference's HS256 JWTs, byte for byte (spec §15.1), so a Rust server accepts
-//! tokens minted by an existing TypeScript backend and the other way round. Verification
+//! tokens minted by an existing TypeScript backend and the other way round; RS256, ES256 and
+//! EdDSA are there for teams that keep the signing key off sync servers. Each configuration
+//! pins one algorithm, so `alg: none` and algorithm confusion are refused up front. Verification
 //! takes the current time as an argument instead of reading the clock, which keeps it
 //! deterministic in tests and lets a server use one cached clock per connection burst.
 //! Every rejection is its own [`AuthError`] variant so servers can tell expired tokens
 //! (refresh and retry) from forged ones (log and alert).
 //!
-//! Still to come with the auth issue: permission checks per message kind and rate limits.
+//! Rooms get collision-free internal document ids from [`document_key`] (the reference's
+//! `room/doc` join lets two rooms name the same document). Rate limits ([`rate_limit`]) are
+//! counters plus a transport layer, so they sit in front of any engine and answer with the
+//! spec's `retryAfter` NACK themselves.
+//!
+//! # Features
+//! - `server`: [`TokenPermissionChecker`], the `teleportal-server` permission hook fed by
+//!   verified claims. This crate depends on the server, never the reverse.
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 

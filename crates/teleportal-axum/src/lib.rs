@@ -40,6 +40,13 @@
 //!   [`TokenPermissionChecker`](teleportal_auth::TokenPermissionChecker), which the router
 //!   installs on its copy of the server, to check every message.
 //!
+//! # Rate limits
+//! [`RouterBuilder::with_rate_limit`] (feature `auth`) puts a shared
+//! [`MemoryRateLimiter`](teleportal_auth::MemoryRateLimiter) in front of every Teleportal
+//! connection: a message over a limit gets a NACK with `retryAfter` and never reaches the
+//! engine; past the allowed number of violations the connection is closed with code 1008
+//! ("policy violation") and the reason. y-websocket connections are not rate limited yet.
+//!
 //! # Limits
 //! [`ServerConfig::max_message_size`](teleportal_server::ServerConfig::max_message_size) also
 //! bounds each WebSocket message and frame, so an oversized message ends the connection while
