@@ -20,6 +20,11 @@ pub struct ClientContext {
     /// What the transport verified about the connection, typed by the transport; shared,
     /// because the context is cloned into every session the connection joins.
     pub identity: Option<Arc<dyn Any + Send + Sync>>,
+    /// Put before every document name to make the internal id the connection's sessions,
+    /// storage and pub/sub topics use (spec §15.3 rooms); empty for none. Envelopes keep the
+    /// plain name. The prefix must make ids of different namespaces distinct whatever the
+    /// names, e.g. `teleportal_auth::room_prefix` (`<len>:<room>/`), never a bare `room/`.
+    pub namespace: String,
 }
 
 impl ClientContext {
@@ -29,6 +34,32 @@ impl ClientContext {
             client_id: client_id.into(),
             user: None,
             identity: None,
+            namespace: String::new(),
+        }
+    }
+
+    /// Sets the namespace prefix of the connection's documents (see [`Self::namespace`]).
+    ///
+    /// ```
+    /// use teleportal_server::ClientContext;
+    ///
+    /// let client = ClientContext::new("alice").with_namespace("4:acme/");
+    /// assert_eq!(client.document_key("notes"), "4:acme/notes");
+    /// assert_eq!(ClientContext::new("bob").document_key("notes"), "notes");
+    /// ```
+    pub fn with_namespace(self, prefix: impl Into<String>) -> Self {
+        ClientContext {
+            namespace: prefix.into(),
+            ..self
+        }
+    }
+
+    /// The internal id of `document` for this connection: the namespace, then the name.
+    pub fn document_key<'a>(&self, document: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.namespace.is_empty() {
+            std::borrow::Cow::Borrowed(document)
+        } else {
+            std::borrow::Cow::Owned(format!("{}{document}", self.namespace))
         }
     }
 

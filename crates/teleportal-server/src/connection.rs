@@ -177,7 +177,7 @@ impl Connection {
             };
             return vec![doc_frame(document, answer), nack(id, reason)];
         }
-        let session = match self.registration.session(document).await {
+        let session = match self.registration.session(&self.client, document).await {
             Ok(session) => session,
             Err(error) => return vec![nack(id, error.chain())],
         };
@@ -241,7 +241,7 @@ impl Connection {
     async fn apply(&mut self, id: MessageId, document: &str, data: Bytes) -> Result<(), String> {
         let session = self
             .registration
-            .session(document)
+            .session(&self.client, document)
             .await
             .map_err(|e| e.chain())?;
         if session.is_duplicate(&id) {
@@ -287,7 +287,7 @@ impl Connection {
         if !self.allowed(document, Access::Read).await {
             return denied(id, document);
         }
-        let session = match self.registration.session(document).await {
+        let session = match self.registration.session(&self.client, document).await {
             Ok(session) => session,
             Err(error) => return vec![nack(id, error.chain())],
         };
@@ -327,7 +327,7 @@ impl Connection {
         if !self.allowed(document, Access::Read).await {
             return denied(id, document);
         }
-        let session = match self.registration.session(document).await {
+        let session = match self.registration.session(&self.client, document).await {
             Ok(session) => session,
             Err(error) => return vec![nack(id, error.chain())],
         };

@@ -93,7 +93,7 @@ impl YConnection {
         }
         let session = self
             .registration
-            .session(&self.document)
+            .session(&self.client, &self.document)
             .await
             .map_err(|e| Stop::Closed(CloseReason(e.chain())))?;
         if session.check_mode(false).is_err() {
