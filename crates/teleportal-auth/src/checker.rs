@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use teleportal_server::{Access, ClientContext, PermissionChecker};
 
-use crate::{Permission, TokenClaims, has_document_permission};
+use crate::{Permission, TokenClaims, has_document_permission, split_document_key};
 
 /// Grants what each connection's token grants (spec §15.2), nothing without a token.
 ///
@@ -13,6 +13,12 @@ use crate::{Permission, TokenClaims, has_document_permission};
 /// `write` (sync-step-2, updates, write RPCs), as the engine classifies messages. A
 /// connection without [`TokenClaims`] is denied everything, so a transport that forgot to
 /// verify fails closed.
+///
+/// Rooms: a transport gives a connection whose token has a `room` the namespace
+/// [`room_prefix`](crate::room_prefix) (as `router_with_auth` does), so its documents live apart
+/// from every other room's. Room-less connections keep plain names; so that one cannot spell
+/// another room's internal id, this checker denies them any document name that reads as one
+/// ([`split_document_key`] succeeds, e.g. `4:acme/notes`).
 ///
 /// A read-only token therefore syncs and receives broadcasts, while its writes are answered
 /// as the spec says and change nothing; a token whose patterns miss a document gets nothing
@@ -44,6 +50,9 @@ impl TokenPermissionChecker {
         let Some(claims) = client.identity::<TokenClaims>() else {
             return false;
         };
+        if claims.room.is_empty() && split_document_key(document).is_some() {
+            return false;
+        }
         let required = match access {
             Access::Read => Permission::Read,
             Access::Write => Permission::Write,
@@ -82,6 +91,17 @@ mod tests {
         let c = client(Some(vec![DocumentAccess::new("*", &[Permission::Read])]));
         assert!(TokenPermissionChecker::allows(&c, "d", Access::Read));
         assert!(!TokenPermissionChecker::allows(&c, "d", Access::Write));
+    }
+
+    #[test]
+    fn room_less_token_cannot_name_a_room_key() {
+        let c = client(None);
+        assert!(TokenPermissionChecker::allows(&c, "notes", Access::Write));
+        assert!(!TokenPermissionChecker::allows(
+            &c,
+            "4:acme/notes",
+            Access::Read
+        ));
     }
 
     #[test]

@@ -38,7 +38,10 @@
 //! - otherwise the connection's client id and user are the token's `userId` and its claims
 //!   ride along ([`ClientContext::with_identity`]) for
 //!   [`TokenPermissionChecker`](teleportal_auth::TokenPermissionChecker), which the router
-//!   installs on its copy of the server, to check every message.
+//!   installs on its copy of the server, to check every message;
+//! - a token with a `room` puts the connection's documents in that room's namespace
+//!   ([`room_prefix`](teleportal_auth::room_prefix), `<len>:<room>/`): clients keep using plain
+//!   names, and two rooms never share a document whatever the names.
 //!
 //! # Rate limits
 //! [`RouterBuilder::with_rate_limit`] (feature `auth`) puts a shared
@@ -309,8 +312,16 @@ fn authenticate(
         (StatusCode::UNAUTHORIZED, "invalid token")
     })?;
     let user = claims.user_id.clone();
+    // A room namespaces the connection's documents (spec §15.3) with a prefix no other room's
+    // ids share, whatever the names.
+    let namespace = if claims.room.is_empty() {
+        String::new()
+    } else {
+        teleportal_auth::room_prefix(Some(&claims.room))
+    };
     let client = ClientContext::new(user.clone())
         .with_user(user)
+        .with_namespace(namespace)
         .with_identity(claims);
     if let Some(document) = document
         && !TokenPermissionChecker::allows(&client, document, Access::Read)

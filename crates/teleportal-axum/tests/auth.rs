@@ -294,3 +294,45 @@ async fn writer_token_write_is_stored() {
         .expect("read");
     assert_ne!(before.update, after.update);
 }
+
+/// The reference's `room/doc` join would make room `a` + `b/c` and room `a/b` + `c` one
+/// document; here each room has its own.
+#[tokio::test]
+async fn rooms_never_share_a_document() {
+    let (addr, server) = start().await;
+    let in_room = |room: &str| {
+        config()
+            .mint(&config().claims("alice", room, None, now()))
+            .expect("mint")
+    };
+    let mut writer = connect(addr, &format!("/?token={}", in_room("a"))).await;
+    writer
+        .send(WsMessage::Binary(update_message("b/c").to_bytes()))
+        .await
+        .expect("send update");
+    let Frame::Message(answer) = next_frame(&mut writer).await else {
+        panic!("expected a message");
+    };
+    assert!(matches!(answer.body, Body::Ack(ack) if ack.is_positive()));
+
+    let empty = server
+        .store()
+        .read(&DocumentId::new("never-written"))
+        .await
+        .expect("read");
+    let stored = |key: &'static str| {
+        let server = server.clone();
+        async move {
+            server
+                .store()
+                .read(&DocumentId::new(key))
+                .await
+                .expect("read")
+                .update
+        }
+    };
+    assert_ne!(stored("1:a/b/c").await, empty.update, "room a's document");
+    assert_eq!(stored("3:a/b/c").await, empty.update, "room a/b's document");
+    assert_eq!(stored("a/b/c").await, empty.update, "the reference's id");
+    assert_eq!(stored("b/c").await, empty.update, "the plain name");
+}
