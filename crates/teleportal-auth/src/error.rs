@@ -96,6 +96,15 @@ pub enum AuthError {
         /// The configured algorithm.
         algorithm: &'static str,
     },
+    /// A rate-limit backend (Redis) failed.
+    #[error("{backend} rate-limit backend failed")]
+    Backend {
+        /// Which backend.
+        backend: &'static str,
+        /// What it reported.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Signing failed. With an HMAC key and the claim types of this crate this does not
     /// happen; the variant exists so that minting never panics.
     #[error("could not sign the token")]

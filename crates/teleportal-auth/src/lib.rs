@@ -36,6 +36,8 @@
 //! # Features
 //! - `server`: [`TokenPermissionChecker`], the `teleportal-server` permission hook fed by
 //!   verified claims. This crate depends on the server, never the reverse.
+//! - `redis`: `RedisRateLimiter`, the rate-limit rules with counters in Redis shared by
+//!   every node (one atomic script per message).
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
@@ -51,6 +53,8 @@ pub mod token;
 pub use checker::TokenPermissionChecker;
 pub use error::AuthError;
 pub use permission::{Permission, has_document_permission};
+#[cfg(feature = "redis")]
+pub use rate_limit::RedisRateLimiter;
 pub use rate_limit::{
     MemoryRateLimiter, RateLimitAlgorithm, RateLimitExceeded, RateLimitKey, RateLimitLayer,
     RateLimitRule, RateLimited,

@@ -25,12 +25,16 @@
 //! ```
 
 mod layer;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use layer::{RateLimitExceeded, RateLimitLayer, RateLimited};
+#[cfg(feature = "redis")]
+pub use redis::RedisRateLimiter;
 
 /// What a rule counts messages by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,6 +105,22 @@ impl RateLimitRule {
                 per_second: f64::from(n),
             },
         )
+    }
+}
+
+/// Appends the counter key of `kind` for this message to `key`.
+fn push_key(key: &mut String, kind: RateLimitKey, user: &str, connection: u64, document: &str) {
+    match kind {
+        RateLimitKey::User => key.push_str(user),
+        RateLimitKey::Document => key.push_str(document),
+        RateLimitKey::UserDocument => {
+            // Length-prefixed so that no user/document pair can spell another.
+            key.push_str(&user.len().to_string());
+            key.push(':');
+            key.push_str(user);
+            key.push_str(document);
+        }
+        RateLimitKey::Connection => key.push_str(&connection.to_string()),
     }
 }
 
@@ -282,18 +302,7 @@ impl MemoryRateLimiter {
         let mut key = String::new();
         for state in &self.rules {
             key.clear();
-            match state.rule.key {
-                RateLimitKey::User => key.push_str(user),
-                RateLimitKey::Document => key.push_str(document),
-                RateLimitKey::UserDocument => {
-                    // Length-prefixed so that no user/document pair can spell another.
-                    key.push_str(&user.len().to_string());
-                    key.push(':');
-                    key.push_str(user);
-                    key.push_str(document);
-                }
-                RateLimitKey::Connection => key.push_str(&connection.to_string()),
-            }
+            push_key(&mut key, state.rule.key, user, connection, document);
             let algorithm = &state.rule.algorithm;
             // The maps stay consistent after a panic elsewhere: each update is one write.
             let mut counters = state
