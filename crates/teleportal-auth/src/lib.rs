@@ -56,8 +56,8 @@ pub use permission::{Permission, has_document_permission};
 #[cfg(feature = "redis")]
 pub use rate_limit::RedisRateLimiter;
 pub use rate_limit::{
-    MemoryRateLimiter, RateLimitAlgorithm, RateLimitExceeded, RateLimitKey, RateLimitLayer,
-    RateLimitRule, RateLimited,
+    MemoryRateLimiter, RateLimitAlgorithm, RateLimitCheck, RateLimitExceeded, RateLimitKey,
+    RateLimitLayer, RateLimitRule, RateLimited, RateLimiter,
 };
 pub use room::{document_key, room_prefix, split_document_key};
 pub use token::{

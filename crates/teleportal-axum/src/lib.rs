@@ -45,7 +45,8 @@
 //!
 //! # Rate limits
 //! [`RouterBuilder::with_rate_limit`] (feature `auth`) puts a shared
-//! [`MemoryRateLimiter`](teleportal_auth::MemoryRateLimiter) in front of every Teleportal
+//! [`RateLimiter`](teleportal_auth::RateLimiter) (in memory, or Redis for several nodes) in
+//! front of every Teleportal
 //! connection: a message over a limit gets a NACK with `retryAfter` and never reaches the
 //! engine; past the allowed number of violations the connection is closed with code 1008
 //! ("policy violation") and the reason. y-websocket connections are not rate limited yet.
@@ -175,7 +176,7 @@ impl RouterBuilder {
     #[must_use]
     pub fn with_rate_limit(
         mut self,
-        limiter: Arc<teleportal_auth::MemoryRateLimiter>,
+        limiter: Arc<dyn teleportal_auth::RateLimiter>,
         max_violations: u32,
     ) -> Self {
         self.rate_limit = Some(RateLimit {
@@ -206,7 +207,7 @@ impl RouterBuilder {
 #[cfg(feature = "auth")]
 #[derive(Debug, Clone)]
 struct RateLimit {
-    limiter: Arc<teleportal_auth::MemoryRateLimiter>,
+    limiter: Arc<dyn teleportal_auth::RateLimiter>,
     max_violations: u32,
 }
 

@@ -1,16 +1,15 @@
-//! [`RateLimited`]: the transport layer that applies a [`MemoryRateLimiter`] per message.
+//! [`RateLimited`]: the transport layer that applies a [`RateLimiter`] per message.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
 
 use futures::{Sink, Stream};
 use pin_project_lite::pin_project;
 use teleportal_core::{AckMessage, Body, Frame, Message};
 use tower_layer::Layer;
 
-use super::MemoryRateLimiter;
+use super::{DebugFuture, RateLimitCheck, RateLimiter};
 
 /// A connection exceeded its rate limit more often than allowed and is being disconnected.
 ///
@@ -25,7 +24,8 @@ pub struct RateLimitExceeded {
 
 pin_project! {
     /// Counts every incoming message but acks (ACKs, pings and pongs are free) against a
-    /// shared [`MemoryRateLimiter`]; a message over the limit is dropped and answered on the
+    /// shared [`RateLimiter`] ([`MemoryRateLimiter`](super::MemoryRateLimiter) or, with the
+    /// `redis` feature, `RedisRateLimiter`); a message over the limit is dropped and answered on the
     /// same transport with the spec's NACK carrying `retryAfter` in milliseconds (§7), and
     /// the violation that goes past `max_violations` yields [`RateLimitExceeded`] instead, so
     /// the server ends the connection with that reason. Other connections are untouched:
@@ -54,11 +54,13 @@ pin_project! {
     pub struct RateLimited<T> {
         #[pin]
         inner: T,
-        limiter: Arc<MemoryRateLimiter>,
+        limiter: Arc<dyn RateLimiter>,
         user: Arc<str>,
         connection: u64,
         max_violations: u32,
         violations: u32,
+        // A message whose decision is being awaited (remote limiters).
+        checking: Option<(Message, DebugFuture)>,
         // A NACK waiting for the sink.
         pending: Option<Frame>,
         // A NACK was sent and not flushed yet.
@@ -71,7 +73,7 @@ impl<T> RateLimited<T> {
     /// `limiter` and disconnecting at the violation after `max_violations`.
     pub fn new(
         inner: T,
-        limiter: Arc<MemoryRateLimiter>,
+        limiter: Arc<dyn RateLimiter>,
         user: impl Into<Arc<str>>,
         connection: u64,
         max_violations: u32,
@@ -83,6 +85,7 @@ impl<T> RateLimited<T> {
             connection,
             max_violations,
             violations: 0,
+            checking: None,
             pending: None,
             flushing: false,
         }
@@ -138,18 +141,35 @@ where
             if *this.flushing && this.inner.as_mut().poll_flush(cx).is_ready() {
                 *this.flushing = false;
             }
-            let message = match ready!(this.inner.as_mut().poll_next(cx)) {
-                Some(Ok(Frame::Message(message))) if !matches!(message.body, Body::Ack(_)) => {
-                    message
+            let (message, decision) = match this.checking.take() {
+                Some((message, mut pending)) => match pending.0.as_mut().poll(cx) {
+                    Poll::Ready(decision) => (message, decision),
+                    Poll::Pending => {
+                        *this.checking = Some((message, pending));
+                        return Poll::Pending;
+                    }
+                },
+                None => {
+                    let message = match ready!(this.inner.as_mut().poll_next(cx)) {
+                        Some(Ok(Frame::Message(message)))
+                            if !matches!(message.body, Body::Ack(_)) =>
+                        {
+                            message
+                        }
+                        other => return Poll::Ready(other),
+                    };
+                    let check = this
+                        .limiter
+                        .take(this.user, *this.connection, &message.document);
+                    match check {
+                        RateLimitCheck::Done(decision) => (message, decision),
+                        RateLimitCheck::Pending(pending) => {
+                            *this.checking = Some((message, pending));
+                            continue;
+                        }
+                    }
                 }
-                other => return Poll::Ready(other),
             };
-            let decision = this.limiter.check(
-                this.user,
-                *this.connection,
-                &message.document,
-                Instant::now(),
-            );
             let Err(wait) = decision else {
                 return Poll::Ready(Some(Ok(Frame::Message(message))));
             };
@@ -202,7 +222,7 @@ where
 /// Applies [`RateLimited`] to a connection's transport.
 #[derive(Debug, Clone)]
 pub struct RateLimitLayer {
-    limiter: Arc<MemoryRateLimiter>,
+    limiter: Arc<dyn RateLimiter>,
     user: Arc<str>,
     connection: u64,
     max_violations: u32,
@@ -211,7 +231,7 @@ pub struct RateLimitLayer {
 impl RateLimitLayer {
     /// A layer for connection `connection` of `user`; see [`RateLimited::new`].
     pub fn new(
-        limiter: Arc<MemoryRateLimiter>,
+        limiter: Arc<dyn RateLimiter>,
         user: impl Into<Arc<str>>,
         connection: u64,
         max_violations: u32,
@@ -246,7 +266,7 @@ mod tests {
     use teleportal_core::DocMessage;
 
     use super::*;
-    use crate::{RateLimitRule, rate_limit::MemoryRateLimiter};
+    use crate::{MemoryRateLimiter, RateLimitRule};
 
     #[derive(Debug, PartialEq)]
     struct Failed(RateLimitExceeded);
@@ -329,6 +349,61 @@ mod tests {
             let retry = ack.retry_after.expect("retryAfter");
             assert!((1..=1000).contains(&retry), "{retry}");
             assert_eq!(ack.error, None);
+        });
+    }
+
+    /// A remote-like limiter: every decision is a future; every second message is refused.
+    #[derive(Debug, Default)]
+    struct Alternating(std::sync::atomic::AtomicU32);
+
+    impl RateLimiter for Alternating {
+        fn take(&self, _user: &str, _connection: u64, _document: &str) -> RateLimitCheck {
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let decision = if n.is_multiple_of(2) {
+                Ok(())
+            } else {
+                Err(std::time::Duration::from_millis(250))
+            };
+            RateLimitCheck::Pending(DebugFuture(Box::pin(async move {
+                // Yield once so the layer really sees Pending first.
+                let mut yielded = false;
+                futures::future::poll_fn(|cx| {
+                    if yielded {
+                        Poll::Ready(())
+                    } else {
+                        yielded = true;
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
+                    }
+                })
+                .await;
+                decision
+            })))
+        }
+    }
+
+    #[test]
+    fn pending_decisions_are_awaited_in_order() {
+        futures::executor::block_on(async {
+            let (mut client_tx, server_rx) = mpsc::unbounded::<Frame>();
+            let (server_tx, mut client_rx) = mpsc::unbounded::<Frame>();
+            let transport = Joined {
+                stream: server_rx.map(Ok::<_, Failed>),
+                sink: server_tx,
+            };
+            let limiter = Arc::new(Alternating::default());
+            let mut limited = RateLimited::new(transport, limiter, "alice", 1, 10);
+            client_tx.send(sync_done("a")).await.unwrap();
+            client_tx.send(sync_done("b")).await.unwrap();
+            client_tx.send(sync_done("c")).await.unwrap();
+            assert_eq!(limited.next().await, Some(Ok(sync_done("a"))));
+            // "b" is refused with a NACK, "c" passes.
+            assert_eq!(limited.next().await, Some(Ok(sync_done("c"))));
+            assert_eq!(limited.violations(), 1);
+            let Some(Frame::Message(nack)) = client_rx.next().await else {
+                panic!("expected a NACK");
+            };
+            assert!(matches!(nack.body, Body::Ack(ack) if ack.retry_after == Some(250)));
         });
     }
 

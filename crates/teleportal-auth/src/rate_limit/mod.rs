@@ -29,12 +29,52 @@ mod layer;
 mod redis;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use layer::{RateLimitExceeded, RateLimitLayer, RateLimited};
 #[cfg(feature = "redis")]
 pub use redis::RedisRateLimiter;
+
+/// A pending rate-limit decision, from a limiter that has to ask a remote store.
+pub type RateLimitFuture = Pin<Box<dyn Future<Output = Result<(), Duration>> + Send>>;
+
+/// A decision now, or one to wait for.
+#[derive(Debug)]
+pub enum RateLimitCheck {
+    /// Decided: `Err` holds the `retryAfter`.
+    Done(Result<(), Duration>),
+    /// To be awaited (a remote store); resolves like `Done`.
+    Pending(DebugFuture),
+}
+
+/// A [`RateLimitFuture`] that implements `Debug`.
+pub struct DebugFuture(pub RateLimitFuture);
+
+impl std::fmt::Debug for DebugFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RateLimitFuture")
+    }
+}
+
+/// Decides whether one more message may pass; what [`RateLimited`] asks per message.
+///
+/// # Contract
+/// `take` counts the message against every rule and returns the longest wait of the rules it
+/// exceeds. An in-memory limiter answers [`RateLimitCheck::Done`] without allocating; a remote
+/// one answers [`RateLimitCheck::Pending`], during which the layer reads no further message.
+pub trait RateLimiter: Send + Sync + std::fmt::Debug + 'static {
+    /// Takes one message by `user` on `connection` for `document`.
+    fn take(&self, user: &str, connection: u64, document: &str) -> RateLimitCheck;
+}
+
+impl RateLimiter for MemoryRateLimiter {
+    fn take(&self, user: &str, connection: u64, document: &str) -> RateLimitCheck {
+        RateLimitCheck::Done(self.check(user, connection, document, Instant::now()))
+    }
+}
 
 /// What a rule counts messages by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::{RateLimitAlgorithm, RateLimitRule, push_key};
+use super::{
+    DebugFuture, RateLimitAlgorithm, RateLimitCheck, RateLimitRule, RateLimiter, push_key,
+};
 use crate::AuthError;
 
 /// Takes one message from every rule's counter atomically and returns the longest wait in
@@ -77,9 +79,9 @@ return wait
 /// `<prefix><rule index>:<key>` and expire when idle. The connection is a
 /// [`ConnectionManager`], which reconnects by itself; cloning the limiter shares it.
 ///
-/// It is called per message like [`MemoryRateLimiter::check`](super::MemoryRateLimiter::check),
-/// but asynchronously, so the [`RateLimited`](super::RateLimited) layer, which decides
-/// synchronously, does not take it yet: call it from a server's own message path.
+/// As a [`RateLimiter`] (what [`RateLimited`](super::RateLimited) takes) it **fails open**: when
+/// Redis cannot answer, the message is admitted and the error logged, so a Redis outage slows
+/// nothing down but is not enforced either. Call [`check`](Self::check) to decide otherwise.
 #[derive(Clone)]
 pub struct RedisRateLimiter {
     connection: ConnectionManager,
@@ -177,4 +179,23 @@ impl RedisRateLimiter {
 /// A window in whole milliseconds, at least 1 (the script divides by it).
 fn window_ms(window: Duration) -> u64 {
     u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RateLimiter for RedisRateLimiter {
+    fn take(&self, user: &str, connection: u64, document: &str) -> RateLimitCheck {
+        let limiter = self.clone();
+        let (user, document) = (user.to_owned(), document.to_owned());
+        RateLimitCheck::Pending(DebugFuture(Box::pin(async move {
+            limiter
+                .check(&user, connection, &document)
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::warn!(
+                        error = &error as &dyn std::error::Error,
+                        "rate limit not enforced: Redis failed"
+                    );
+                    Ok(())
+                })
+        })))
+    }
 }
