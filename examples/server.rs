@@ -19,7 +19,8 @@
 //! `--rate-limit N` allows each user (each connection when anonymous) N messages a second,
 //! in bursts of up to N (acks and pings are free): a message over the limit gets a NACK with
 //! `retryAfter` and changes nothing, and after 50 such refusals the connection is closed
-//! with code 1008 and the reason. y-websocket connections are not rate limited yet.
+//! with code 1008 and the reason. y-websocket connections have no NACK: their messages over
+//! the limit are held back until allowed, and count as refusals all the same.
 //!
 //! Once it accepts connections it prints exactly one line to stdout, `listening on
 //! ws://<addr>`, with the real port (`--listen 127.0.0.1:0` picks a free one). On Ctrl-C or

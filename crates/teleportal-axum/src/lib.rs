@@ -49,7 +49,11 @@
 //! front of every Teleportal
 //! connection: a message over a limit gets a NACK with `retryAfter` and never reaches the
 //! engine; past the allowed number of violations the connection is closed with code 1008
-//! ("policy violation") and the reason. y-websocket connections are not rate limited yet.
+//! ("policy violation") and the reason. y-websocket connections are counted alike, but
+//! y-protocols has no acks to NACK with, and dropping an update would leave the client
+//! diverged until it reconnects: their message over a limit is held back for its `retryAfter`
+//! (nothing more is read meanwhile, so TCP slows the sender), then handled; the violation after
+//! the allowed number closes the connection with 1008 as well.
 //!
 //! # Limits
 //! [`ServerConfig::max_message_size`](teleportal_server::ServerConfig::max_message_size) also
@@ -172,7 +176,8 @@ impl RouterBuilder {
     /// keyed by the connection's user (its client id when anonymous) and a connection
     /// number: a message over a limit gets a NACK with `retryAfter` (spec §7) and changes
     /// nothing, and the violation after `max_violations` closes the connection with code 1008
-    /// and the reason. y-websocket connections are not rate limited yet.
+    /// and the reason. y-websocket connections count the same way, but have no NACK: their
+    /// message over a limit is held back for its `retryAfter` instead (see the crate docs).
     #[must_use]
     pub fn with_rate_limit(
         mut self,
@@ -374,10 +379,76 @@ async fn y_protocols_connection(
 ) {
     let (mut sink, incoming) = socket::split(socket, YMessage::decode);
     let outgoing = socket::outgoing(&mut sink, YMessage::to_bytes);
+    #[cfg(feature = "auth")]
+    if let Some(limit) = &shared.rate_limit {
+        let user = client
+            .user
+            .clone()
+            .unwrap_or_else(|| client.client_id.clone());
+        let connection = shared.anonymous.fetch_add(1, Ordering::Relaxed);
+        let incoming = y_rate_limited(incoming, limit.clone(), user, connection, document.clone());
+        let ended = teleportal_server::serve_y_protocols(
+            &shared.server,
+            client,
+            &document,
+            incoming,
+            outgoing,
+        )
+        .await;
+        finish(sink, ended).await;
+        return;
+    }
     let ended =
         teleportal_server::serve_y_protocols(&shared.server, client, &document, incoming, outgoing)
             .await;
     finish(sink, ended).await;
+}
+
+/// Rate limits a y-websocket connection. y-protocols has no acks, so there is no NACK to
+/// send and a dropped update would leave the client diverged until it reconnects: a message
+/// over the limit is instead held back for its `retryAfter` (the connection reads nothing
+/// meanwhile, so TCP slows the sender) and taken again; the violation after
+/// `max_violations` ends the connection with the reason.
+#[cfg(feature = "auth")]
+fn y_rate_limited(
+    incoming: impl futures::Stream<Item = Result<YMessage, socket::ConnectionError>>
+    + Send
+    + Unpin
+    + 'static,
+    limit: RateLimit,
+    user: String,
+    connection: u64,
+    document: String,
+) -> impl futures::Stream<Item = Result<YMessage, socket::ConnectionError>> + Send + Unpin {
+    use futures::StreamExt;
+    use std::sync::atomic::AtomicU32;
+    use teleportal_auth::{RateLimitCheck, RateLimitExceeded};
+
+    let violations = Arc::new(AtomicU32::new(0));
+    let shared = Arc::new((limit, user, document));
+    Box::pin(incoming.then(move |item| {
+        let violations = Arc::clone(&violations);
+        let shared = Arc::clone(&shared);
+        async move {
+            let message = item?;
+            let (limit, user, document) = &*shared;
+            // Taken again after each wait: a held message spends its budget like any other.
+            loop {
+                let decision = match limit.limiter.take(user, connection, document) {
+                    RateLimitCheck::Done(decision) => decision,
+                    RateLimitCheck::Pending(pending) => pending.0.await,
+                };
+                let Err(wait) = decision else {
+                    return Ok(message);
+                };
+                let count = violations.fetch_add(1, Ordering::Relaxed) + 1;
+                if count > limit.max_violations {
+                    return Err(RateLimitExceeded { violations: count }.into());
+                }
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }))
 }
 
 /// Tells the client why the engine ended its connection, then closes the socket.

@@ -7,7 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use teleportal_auth::{MemoryRateLimiter, RateLimitRule};
-use teleportal_core::{Body, ContentEnvelope, DocMessage, Frame, Message, Update};
+use teleportal_core::y_protocols::SyncMessage;
+use teleportal_core::{Body, ContentEnvelope, DocMessage, Frame, Message, Update, YMessage};
 use teleportal_server::Server;
 use teleportal_storage::{DocumentStore, MemoryStorage};
 use tokio::net::{TcpListener, TcpStream};
@@ -152,4 +153,51 @@ async fn flooder_is_limited_and_others_updates_still_arrive() {
     assert!((5..=10).contains(&positive), "{positive} accepted");
     assert_eq!(retry, 20, "one NACK per tolerated violation");
     assert_eq!(code, Some(1008));
+}
+
+/// y-protocols has no NACK: over the limit the server holds messages back, and past the
+/// allowed violations closes with 1008.
+#[tokio::test]
+async fn y_websocket_flooder_is_slowed_then_closed() {
+    let addr = start().await;
+    let (mut socket, _) = connect_async(format!("ws://{addr}/shared"))
+        .await
+        .expect("websocket handshake");
+    let started = std::time::Instant::now();
+    for i in 0..40 {
+        let doc = Doc::new();
+        let bytes = {
+            let t = doc.get_or_insert_text("content");
+            let mut txn = doc.transact_mut();
+            t.insert(&mut txn, 0, &format!("flood {i}"));
+            txn.encode_update_v1()
+        };
+        let message = YMessage::Sync(SyncMessage::Update(Bytes::from(bytes)));
+        if socket
+            .send(WsMessage::Binary(message.to_bytes()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let code = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(WsMessage::Close(close))) => return close.map(|c| u16::from(c.code)),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            }
+        }
+    })
+    .await
+    .expect("closed within 10 s");
+    assert_eq!(code, Some(1008));
+    // 5 messages pass at once; each of the 20 tolerated violations waits ~200 ms before it
+    // is handled, so the close cannot come sooner than a few seconds.
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
