@@ -150,7 +150,8 @@ async fn flooder_is_limited_and_others_updates_still_arrive() {
             Err(code) => break code,
         }
     };
-    assert!((5..=10).contains(&positive), "{positive} accepted");
+    // The burst of 5, plus what refilled meanwhile on a slow machine.
+    assert!((5..=20).contains(&positive), "{positive} accepted");
     assert_eq!(retry, 20, "one NACK per tolerated violation");
     assert_eq!(code, Some(1008));
 }
