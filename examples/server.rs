@@ -4,10 +4,23 @@
 //! cargo run --release --example server -- --listen 127.0.0.1:1234 --data ./data
 //! ```
 //!
-//! Teleportal clients connect to `ws://ADDR/` (one binary frame per message, `?token=` names
-//! the client; it is not verified yet), `y-websocket` clients to `ws://ADDR/<document>`, for
-//! example `new WebsocketProvider('ws://127.0.0.1:1234', 'my-document', doc)`. Documents live
-//! in a SQLite database in the `--data` directory, created if missing.
+//! Teleportal clients connect to `ws://ADDR/` (one binary frame per message), `y-websocket`
+//! clients to `ws://ADDR/<document>`, for example
+//! `new WebsocketProvider('ws://127.0.0.1:1234', 'my-document', doc)`. Documents live in a
+//! SQLite database in the `--data` directory, created if missing.
+//!
+//! Without `--jwt-secret` every client may read and write every document and gets an
+//! anonymous id. With `--jwt-secret SECRET` both kinds of client must pass an HS256 token
+//! signed with `SECRET` as `?token=` (issuer and audience `teleportal`): a missing or invalid
+//! token is refused with HTTP 401, a y-websocket connection whose token does not grant the
+//! path's document with 403, and every message is checked against the token's
+//! `documentAccess`.
+//!
+//! `--rate-limit N` allows each user (each connection when anonymous) N messages a second,
+//! in bursts of up to N (acks and pings are free): a message over the limit gets a NACK with
+//! `retryAfter` and changes nothing, and after 50 such refusals the connection is closed
+//! with code 1008 and the reason. y-websocket connections have no NACK: their messages over
+//! the limit are held back until allowed, and count as refusals all the same.
 //!
 //! Once it accepts connections it prints exactly one line to stdout, `listening on
 //! ws://<addr>`, with the real port (`--listen 127.0.0.1:0` picks a free one). On Ctrl-C or
@@ -27,16 +40,24 @@ use teleportal::storage::{DocumentStore, SqliteStorage};
 type Error = Box<dyn std::error::Error>;
 
 const USAGE: &str =
-    "usage: server [--listen ADDR] [--data DIR]   (defaults 127.0.0.1:1234, ./data)";
+    "usage: server [--listen ADDR] [--data DIR] [--jwt-secret SECRET] [--rate-limit N]
+    (defaults 127.0.0.1:1234, ./data, no authentication, no rate limit)";
+
+/// Refused messages a connection may send before `--rate-limit` disconnects it.
+const MAX_VIOLATIONS: u32 = 50;
 
 struct Args {
     listen: SocketAddr,
     data: PathBuf,
+    jwt_secret: Option<String>,
+    rate_limit: Option<u32>,
 }
 
 fn parse_args() -> Result<Args, Error> {
     let mut listen: SocketAddr = "127.0.0.1:1234".parse()?;
     let mut data = PathBuf::from("./data");
+    let mut jwt_secret = None;
+    let mut rate_limit = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -47,6 +68,22 @@ fn parse_args() -> Result<Args, Error> {
                     .map_err(|e| format!("--listen {addr:?}: {e}"))?;
             }
             "--data" => data = args.next().ok_or("--data needs a directory")?.into(),
+            "--jwt-secret" => {
+                let secret = args.next().ok_or("--jwt-secret needs a secret")?;
+                if secret.is_empty() {
+                    return Err("--jwt-secret must not be empty".into());
+                }
+                jwt_secret = Some(secret);
+            }
+            "--rate-limit" => {
+                let n = args.next().ok_or("--rate-limit needs a number")?;
+                let n: u32 = n
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("--rate-limit {n:?}: not a positive number"))?;
+                rate_limit = Some(n);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -54,7 +91,12 @@ fn parse_args() -> Result<Args, Error> {
             other => return Err(format!("unexpected argument {other:?}\n{USAGE}").into()),
         }
     }
-    Ok(Args { listen, data })
+    Ok(Args {
+        listen,
+        data,
+        jwt_secret,
+        rate_limit,
+    })
 }
 
 #[tokio::main]
@@ -84,7 +126,17 @@ async fn run() -> Result<(), Error> {
 
     // Upgraded WebSockets outlive axum's graceful shutdown, which only waits for HTTP
     // connections: the engine's shutdown is what closes them.
-    axum::serve(listener, teleportal::axum::router(server.clone()))
+    let mut app = teleportal::axum::RouterBuilder::new(server.clone());
+    if let Some(secret) = &args.jwt_secret {
+        app = app.with_auth(teleportal::auth::TokenConfig::new(secret));
+    }
+    if let Some(n) = args.rate_limit {
+        let rule = teleportal::auth::RateLimitRule::per_user_per_second(n);
+        let limiter = teleportal::auth::MemoryRateLimiter::new(vec![rule]);
+        app = app.with_rate_limit(Arc::new(limiter), MAX_VIOLATIONS);
+    }
+    let app = app.build();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     eprintln!("server: shutting down");

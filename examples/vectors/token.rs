@@ -139,7 +139,8 @@ fn check_rejected(v: &Vector) -> Outcome {
         "wrong_audience" => matches!(err, AuthError::WrongAudience { .. }),
         "wrong_issuer" => matches!(err, AuthError::WrongIssuer { .. }),
         "expired" => matches!(err, AuthError::Expired { .. }),
-        "hs512" | "alg_none" | "none" => matches!(err, AuthError::UnsupportedAlgorithm { .. }),
+        "hs512" => matches!(err, AuthError::AlgorithmNotAllowed { .. }),
+        "alg_none" | "none" => matches!(err, AuthError::UnsignedToken),
         _ => true,
     };
     if same_reason {

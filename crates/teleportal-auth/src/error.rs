@@ -29,14 +29,22 @@ pub enum AuthError {
         /// What was wrong, for logs.
         reason: &'static str,
     },
-    /// The header names an algorithm other than HS256, including `none`, HS512 and every
-    /// asymmetric algorithm: the verifier is pinned to HS256 as in the reference.
-    #[error("token algorithm {alg:?} is not allowed (only HS256 is)")]
-    UnsupportedAlgorithm {
+    /// The header says `alg: none` (any casing): an unsigned token, never accepted.
+    #[error("token is unsigned (alg none)")]
+    UnsignedToken,
+    /// The header names an algorithm other than the configured one: HS512 against HS256 as
+    /// in the reference's vectors, or HS256 against an RS256 public key (the algorithm
+    /// confusion attack, where the public key would be used as an HMAC secret).
+    #[error("token algorithm {alg:?} is not allowed (only {expected} is)")]
+    AlgorithmNotAllowed {
         /// The `alg` header value as sent.
         alg: String,
+        /// The configured algorithm.
+        expected: &'static str,
     },
-    /// The HMAC does not match: a different secret, or the header or payload was altered.
+    /// The signature does not match: a different key, an altered header or payload, or an
+    /// altered signature. These are one variant on purpose: a MAC or signature check cannot
+    /// tell which part changed, and a verifier that claimed to would be guessing.
     #[error("token signature verification failed")]
     BadSignature,
     /// `exp` is at or before `now` (minus the configured leeway).
@@ -72,6 +80,30 @@ pub enum AuthError {
     MissingClaim {
         /// The claim's name.
         claim: &'static str,
+    },
+    /// A PEM key could not be read as a key of the configured algorithm.
+    #[error("invalid {algorithm} key: {reason}")]
+    InvalidKey {
+        /// The algorithm the key was meant for.
+        algorithm: &'static str,
+        /// What the key parser reported.
+        reason: String,
+    },
+    /// [`TokenConfig::mint`](crate::TokenConfig::mint) on a verifier that holds only a
+    /// public key.
+    #[error("no {algorithm} signing key configured")]
+    NoSigningKey {
+        /// The configured algorithm.
+        algorithm: &'static str,
+    },
+    /// A rate-limit backend (Redis) failed.
+    #[error("{backend} rate-limit backend failed")]
+    Backend {
+        /// Which backend.
+        backend: &'static str,
+        /// What it reported.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Signing failed. With an HMAC key and the claim types of this crate this does not
     /// happen; the variant exists so that minting never panics.

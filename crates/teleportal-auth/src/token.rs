@@ -1,16 +1,21 @@
-//! Teleportal access tokens: HS256 JWTs with the reference's claims (spec §15.1).
+//! Teleportal access tokens: JWTs with the reference's claims (spec §15.1).
 //!
-//! A token is minted by an application backend holding the shared secret and verified by the
-//! sync server on connect; the verified claims become the connection's context (`userId`,
-//! `room`, `documentAccess`).
+//! A token is minted by an application backend holding the key and verified by the sync
+//! server on connect; the verified claims become the connection's context (`userId`, `room`,
+//! `documentAccess`).
+//!
+//! HS256 with a shared secret is the reference's algorithm and the default. Teams that keep
+//! the signing key away from sync servers can use RS256, ES256 (P-256) or EdDSA (Ed25519):
+//! the server then holds only the public key (PEM) and can verify but not mint.
 //!
 //! Wire details that matter for interoperability, all pinned by shared test vectors:
 //!
-//! * the header is exactly `{"alg":"HS256"}` (no `typ`);
+//! * the header is exactly `{"alg":"HS256"}` (no `typ`; likewise `RS256`, `ES256`, `EdDSA`);
 //! * the claims appear in the order `userId, room, documentAccess, exp, iat, iss, aud`,
 //!   so a token minted here from the same inputs is byte-identical to the reference's;
-//! * verification accepts HS256 only (never `none`, HS512 or an asymmetric algorithm) and
-//!   checks the signature, `iss`, `aud`, `exp` and, when present, `nbf`.
+//! * a verifier accepts its one configured algorithm only (never `none`, never HS256 against
+//!   an RSA key or the other way round, which closes the classic algorithm-confusion attack)
+//!   and checks the signature, `iss`, `aud`, `exp` and, when present, `nbf`.
 //!
 //! Time is always an argument (`now`, seconds since the Unix epoch) rather than read from the
 //! system clock, so tests and vectors are deterministic and servers can use a cached clock.
@@ -30,8 +35,40 @@ pub const DEFAULT_ISSUER: &str = "teleportal";
 /// The lifetime of a minted token unless configured otherwise: one hour, as in the reference.
 pub const DEFAULT_LIFETIME_SECS: u64 = 3600;
 
-/// The only algorithm accepted, as the `alg` header spells it.
-const HS256: &str = "HS256";
+/// The signature algorithms a [`TokenConfig`] can be pinned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenAlgorithm {
+    /// HMAC-SHA256 with a shared secret: the reference's algorithm.
+    Hs256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    Rs256,
+    /// ECDSA on P-256 with SHA-256.
+    Es256,
+    /// Ed25519.
+    EdDsa,
+}
+
+impl TokenAlgorithm {
+    /// The `alg` header value, as RFC 7518 spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenAlgorithm::Hs256 => "HS256",
+            TokenAlgorithm::Rs256 => "RS256",
+            TokenAlgorithm::Es256 => "ES256",
+            TokenAlgorithm::EdDsa => "EdDSA",
+        }
+    }
+
+    fn to_jwt(self) -> Algorithm {
+        match self {
+            TokenAlgorithm::Hs256 => Algorithm::HS256,
+            TokenAlgorithm::Rs256 => Algorithm::RS256,
+            TokenAlgorithm::Es256 => Algorithm::ES256,
+            TokenAlgorithm::EdDsa => Algorithm::EdDSA,
+        }
+    }
+}
 
 /// One `documentAccess` entry: a document-name pattern and the permissions it grants.
 ///
@@ -113,9 +150,12 @@ pub struct TokenClaims {
     pub aud: String,
 }
 
-/// Mints and verifies tokens signed with one shared secret (HS256).
+/// Mints and verifies tokens with one key and one pinned algorithm.
 ///
-/// Defaults follow the reference: issuer and audience [`DEFAULT_ISSUER`], a lifetime of
+/// [`new`](Self::new) takes an HS256 shared secret (mint and verify);
+/// [`rs256`](Self::rs256), [`es256`](Self::es256) and [`eddsa`](Self::eddsa) take a public key
+/// in PEM (verify only) and [`with_signing_key`](Self::with_signing_key) adds the private key
+/// for minting. Defaults follow the reference: issuer and audience [`DEFAULT_ISSUER`], a lifetime of
 /// [`DEFAULT_LIFETIME_SECS`] and no clock leeway. `Debug` never prints the secret.
 ///
 /// ```
@@ -134,7 +174,9 @@ pub struct TokenClaims {
 /// ```
 #[derive(Clone)]
 pub struct TokenConfig {
-    encoding: EncodingKey,
+    algorithm: TokenAlgorithm,
+    /// `None` for a verifier holding only a public key.
+    encoding: Option<EncodingKey>,
     decoding: DecodingKey,
     issuer: String,
     audience: String,
@@ -145,7 +187,9 @@ pub struct TokenConfig {
 impl std::fmt::Debug for TokenConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenConfig")
-            .field("secret", &"[redacted]")
+            .field("algorithm", &self.algorithm)
+            .field("key", &"[redacted]")
+            .field("can_mint", &self.encoding.is_some())
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("lifetime", &self.lifetime)
@@ -159,14 +203,93 @@ impl TokenConfig {
     /// secret, as the reference uses them), with the reference's defaults.
     pub fn new(secret: impl AsRef<[u8]>) -> Self {
         let secret = secret.as_ref();
+        Self::with_keys(
+            TokenAlgorithm::Hs256,
+            Some(EncodingKey::from_secret(secret)),
+            DecodingKey::from_secret(secret),
+        )
+    }
+
+    /// A verifier for RS256 tokens signed by the private half of `public_pem` (a PEM
+    /// `PUBLIC KEY` or `RSA PUBLIC KEY`).
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidKey`] if the PEM is not an RSA public key.
+    pub fn rs256(public_pem: impl AsRef<[u8]>) -> Result<Self, AuthError> {
+        let decoding = DecodingKey::from_rsa_pem(public_pem.as_ref())
+            .map_err(|e| invalid_key(TokenAlgorithm::Rs256, e))?;
+        Ok(Self::with_keys(TokenAlgorithm::Rs256, None, decoding))
+    }
+
+    /// A verifier for ES256 tokens signed by the private half of `public_pem` (a PEM P-256
+    /// `PUBLIC KEY`).
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidKey`] if the PEM is not an EC public key.
+    pub fn es256(public_pem: impl AsRef<[u8]>) -> Result<Self, AuthError> {
+        let decoding = DecodingKey::from_ec_pem(public_pem.as_ref())
+            .map_err(|e| invalid_key(TokenAlgorithm::Es256, e))?;
+        Ok(Self::with_keys(TokenAlgorithm::Es256, None, decoding))
+    }
+
+    /// A verifier for EdDSA tokens signed by the private half of `public_pem` (a PEM Ed25519
+    /// `PUBLIC KEY`).
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidKey`] if the PEM is not an Ed25519 public key.
+    pub fn eddsa(public_pem: impl AsRef<[u8]>) -> Result<Self, AuthError> {
+        let decoding = DecodingKey::from_ed_pem(public_pem.as_ref())
+            .map_err(|e| invalid_key(TokenAlgorithm::EdDsa, e))?;
+        Ok(Self::with_keys(TokenAlgorithm::EdDsa, None, decoding))
+    }
+
+    /// Adds the private key (PEM, PKCS#8 `PRIVATE KEY`; PKCS#1 `RSA PRIVATE KEY` also for
+    /// RS256) so that [`mint`](Self::mint) works on an asymmetric configuration. For HS256
+    /// the secret given to [`new`](Self::new) already signs; this replaces nothing there and
+    /// fails.
+    ///
+    /// The key pair is not cross-checked here: a mismatched pair mints tokens that
+    /// [`verify`](Self::verify) refuses with [`AuthError::BadSignature`].
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidKey`] if the PEM is not a private key of this algorithm.
+    pub fn with_signing_key(mut self, private_pem: impl AsRef<[u8]>) -> Result<Self, AuthError> {
+        let pem = private_pem.as_ref();
+        let key = match self.algorithm {
+            TokenAlgorithm::Hs256 => {
+                return Err(AuthError::InvalidKey {
+                    algorithm: "HS256",
+                    reason: "HS256 signs with the shared secret given to TokenConfig::new".into(),
+                });
+            }
+            TokenAlgorithm::Rs256 => EncodingKey::from_rsa_pem(pem),
+            TokenAlgorithm::Es256 => EncodingKey::from_ec_pem(pem),
+            TokenAlgorithm::EdDsa => EncodingKey::from_ed_pem(pem),
+        }
+        .map_err(|e| invalid_key(self.algorithm, e))?;
+        self.encoding = Some(key);
+        Ok(self)
+    }
+
+    fn with_keys(
+        algorithm: TokenAlgorithm,
+        encoding: Option<EncodingKey>,
+        decoding: DecodingKey,
+    ) -> Self {
         Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            algorithm,
+            encoding,
+            decoding,
             issuer: DEFAULT_ISSUER.to_owned(),
             audience: DEFAULT_ISSUER.to_owned(),
             lifetime: DEFAULT_LIFETIME_SECS,
             leeway: 0,
         }
+    }
+
+    /// The one algorithm this configuration mints and accepts.
+    pub fn algorithm(&self) -> TokenAlgorithm {
+        self.algorithm
     }
 
     /// Sets the issuer written by [`claims`](Self::claims) and required by
@@ -235,32 +358,40 @@ impl TokenConfig {
         }
     }
 
-    /// Signs `claims` as a compact JWT with header `{"alg":"HS256"}`.
+    /// Signs `claims` as a compact JWT with header `{"alg":"<algorithm>"}`.
     ///
     /// The claims are signed as given (their `iss`/`aud` need not match this configuration).
     ///
     /// # Errors
+    /// [`AuthError::NoSigningKey`] for a verifier without a private key;
     /// [`AuthError::Signing`] if the JWT library fails, which it does not for HMAC keys.
     pub fn mint(&self, claims: &TokenClaims) -> Result<String, AuthError> {
+        let Some(encoding) = &self.encoding else {
+            return Err(AuthError::NoSigningKey {
+                algorithm: self.algorithm.as_str(),
+            });
+        };
         // The reference's header has no `typ`; jsonwebtoken adds `"typ":"JWT"` by default.
-        let mut header = Header::new(Algorithm::HS256);
+        let mut header = Header::new(self.algorithm.to_jwt());
         header.typ = None;
-        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| AuthError::Signing {
+        jsonwebtoken::encode(&header, claims, encoding).map_err(|e| AuthError::Signing {
             source: Box::new(e),
         })
     }
 
     /// Verifies `token` at time `now` (seconds since the Unix epoch) and returns its claims.
     ///
-    /// Checks, in order: the shape and the `alg` header (HS256 only), the signature, the
+    /// Checks, in order: the shape and the `alg` header (`none` refused as
+    /// [`AuthError::UnsignedToken`], any algorithm but the configured one as
+    /// [`AuthError::AlgorithmNotAllowed`]), the signature, the
     /// presence of `exp`, `iss` and `aud`, the issuer, the audience, `exp > now` and, when
     /// present, `nbf <= now` (both widened by the leeway), and finally the claim types.
     ///
     /// # Errors
     /// One [`AuthError`] variant per reason; see its documentation.
     pub fn verify(&self, token: &str, now: u64) -> Result<TokenClaims, AuthError> {
-        check_header(token)?;
-        let mut validation = Validation::new(Algorithm::HS256);
+        check_header(token, self.algorithm)?;
+        let mut validation = Validation::new(self.algorithm.to_jwt());
         // jsonwebtoken would compare exp/nbf with the system clock: we do it against `now`.
         validation.validate_exp = false;
         validation.validate_nbf = false;
@@ -310,9 +441,15 @@ impl TokenConfig {
                 },
             },
             // `check_header` already refused every other algorithm; kept for safety.
-            ErrorKind::InvalidAlgorithm => AuthError::UnsupportedAlgorithm {
+            ErrorKind::InvalidAlgorithm => AuthError::AlgorithmNotAllowed {
                 alg: String::from("(rejected by the JWT library)"),
+                expected: self.algorithm.as_str(),
             },
+            // The signature segment does not even decode as one of this algorithm's (e.g. an
+            // ECDSA signature of the wrong length): as good as a wrong signature.
+            ErrorKind::InvalidEcdsaKey
+            | ErrorKind::InvalidEddsaKey
+            | ErrorKind::InvalidRsaKey(_) => AuthError::BadSignature,
             ErrorKind::Base64(_) => AuthError::Malformed {
                 reason: "a segment is not base64url",
             },
@@ -326,10 +463,17 @@ impl TokenConfig {
     }
 }
 
+fn invalid_key(algorithm: TokenAlgorithm, error: jsonwebtoken::errors::Error) -> AuthError {
+    AuthError::InvalidKey {
+        algorithm: algorithm.as_str(),
+        reason: error.to_string(),
+    }
+}
+
 /// Refuses what jsonwebtoken cannot name or would not refuse itself: anything but three
-/// segments, an `alg` other than HS256 (`none` included, which jsonwebtoken cannot even
-/// parse, so checking here gives it its own error) and a `crit` header.
-fn check_header(token: &str) -> Result<(), AuthError> {
+/// segments, `alg: none` (which jsonwebtoken cannot even parse, so checking here gives it its
+/// own error), an `alg` other than the configured one and a `crit` header.
+fn check_header(token: &str, expected: TokenAlgorithm) -> Result<(), AuthError> {
     let mut parts = token.split('.');
     let (Some(header), Some(_), Some(_), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -353,9 +497,14 @@ fn check_header(token: &str) -> Result<(), AuthError> {
         .ok_or(AuthError::Malformed {
             reason: "header has no alg",
         })?;
-    if alg != HS256 {
-        return Err(AuthError::UnsupportedAlgorithm {
+    // RFC 7518 spells it `none`; refuse every casing, as some libraries accept `None`.
+    if alg.eq_ignore_ascii_case("none") {
+        return Err(AuthError::UnsignedToken);
+    }
+    if alg != expected.as_str() {
+        return Err(AuthError::AlgorithmNotAllowed {
             alg: alg.to_owned(),
+            expected: expected.as_str(),
         });
     }
     if header.contains_key("crit") {
@@ -486,7 +635,7 @@ mod tests {
         let payload = serde_json::to_string(&example_claims()).unwrap();
         let token = format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64(&payload));
         let err = config().verify(&token, NOW).unwrap_err();
-        assert!(matches!(err, AuthError::UnsupportedAlgorithm { alg } if alg == "none"));
+        assert!(matches!(err, AuthError::UnsignedToken));
     }
 
     #[test]
@@ -494,7 +643,9 @@ mod tests {
         // From the shared vector jwt_reject_hs512: HS512 over the right secret.
         let token = "eyJhbGciOiJIUzUxMiJ9.eyJ1c2VySWQiOiJ1Iiwicm9vbSI6InIiLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6MTcwMDAwMDA2MCwiaXNzIjoidGVsZXBvcnRhbCIsImF1ZCI6InRlbGVwb3J0YWwifQ.zCII_-E4IAJfSlYr92b22vGO_-sO99i37bkKrtOG3cL7Eu-NQvJ5A_rUlvoaDxJZUznX0A-bXy_GYy8q25n40A";
         let err = config().verify(token, NOW).unwrap_err();
-        assert!(matches!(err, AuthError::UnsupportedAlgorithm { alg } if alg == "HS512"));
+        assert!(
+            matches!(err, AuthError::AlgorithmNotAllowed { alg, expected: "HS256" } if alg == "HS512")
+        );
     }
 
     #[test]
@@ -590,6 +741,221 @@ mod tests {
                 "{token:?} gave {err:?}"
             );
         }
+    }
+
+    const RSA_PRIVATE: &str = include_str!("../tests/keys/rsa-private.pem");
+    const RSA_PUBLIC: &str = include_str!("../tests/keys/rsa-public.pem");
+    const RSA_OTHER_PUBLIC: &str = include_str!("../tests/keys/rsa-other-public.pem");
+    const EC_PRIVATE: &str = include_str!("../tests/keys/ec-private.pem");
+    const EC_PUBLIC: &str = include_str!("../tests/keys/ec-public.pem");
+    const ED_PRIVATE: &str = include_str!("../tests/keys/ed25519-private.pem");
+    const ED_PUBLIC: &str = include_str!("../tests/keys/ed25519-public.pem");
+
+    fn asymmetric() -> [(TokenConfig, &'static str); 3] {
+        [
+            (
+                TokenConfig::rs256(RSA_PUBLIC)
+                    .unwrap()
+                    .with_signing_key(RSA_PRIVATE)
+                    .unwrap(),
+                "RS256",
+            ),
+            (
+                TokenConfig::es256(EC_PUBLIC)
+                    .unwrap()
+                    .with_signing_key(EC_PRIVATE)
+                    .unwrap(),
+                "ES256",
+            ),
+            (
+                TokenConfig::eddsa(ED_PUBLIC)
+                    .unwrap()
+                    .with_signing_key(ED_PRIVATE)
+                    .unwrap(),
+                "EdDSA",
+            ),
+        ]
+    }
+
+    /// Flips one character of segment `index` to another base64url character.
+    fn tamper(token: &str, index: usize) -> String {
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        let segment = &mut parts[index];
+        // The first character carries six whole bits, so changing it changes the bytes.
+        let first = if segment.starts_with('A') { "B" } else { "A" };
+        segment.replace_range(0..1, first);
+        parts.join(".")
+    }
+
+    #[test]
+    fn asymmetric_tokens_mint_and_verify_with_their_header() {
+        for (config, alg) in asymmetric() {
+            let token = config.mint(&example_claims()).unwrap();
+            let header = URL_SAFE_NO_PAD
+                .decode(token.split('.').next().unwrap())
+                .unwrap();
+            assert_eq!(header, format!(r#"{{"alg":"{alg}"}}"#).as_bytes(), "{alg}");
+            assert_eq!(
+                config.verify(&token, NOW).unwrap(),
+                example_claims(),
+                "{alg}"
+            );
+        }
+    }
+
+    #[test]
+    fn tampered_signature_is_a_bad_signature_for_every_algorithm() {
+        let mut configs = asymmetric().to_vec();
+        configs.push((config(), "HS256"));
+        for (config, alg) in configs {
+            let token = tamper(&config.mint(&example_claims()).unwrap(), 2);
+            let err = config.verify(&token, NOW).unwrap_err();
+            assert!(matches!(err, AuthError::BadSignature), "{alg}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn tampered_payload_is_a_bad_signature_for_every_algorithm() {
+        for (config, alg) in asymmetric() {
+            let token = config.mint(&example_claims()).unwrap();
+            let mut claims = example_claims();
+            claims.document_access = None;
+            let forged_payload = config.mint(&claims).unwrap();
+            let mut parts: Vec<&str> = token.split('.').collect();
+            parts[1] = forged_payload.split('.').nth(1).unwrap();
+            let err = config.verify(&parts.join("."), NOW).unwrap_err();
+            assert!(matches!(err, AuthError::BadSignature), "{alg}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn token_from_another_key_pair_is_a_bad_signature() {
+        let (signer, _) = asymmetric().into_iter().next().unwrap();
+        let token = signer.mint(&example_claims()).unwrap();
+        let other = TokenConfig::rs256(RSA_OTHER_PUBLIC).unwrap();
+        assert!(matches!(
+            other.verify(&token, NOW).unwrap_err(),
+            AuthError::BadSignature
+        ));
+    }
+
+    #[test]
+    fn hs256_token_keyed_with_the_public_key_is_refused_by_an_rs256_verifier() {
+        // The algorithm confusion attack: sign HS256 using the verifier's public key as the
+        // HMAC secret and hope the verifier follows the header.
+        let forged = TokenConfig::new(RSA_PUBLIC)
+            .mint(&example_claims())
+            .unwrap();
+        let err = TokenConfig::rs256(RSA_PUBLIC)
+            .unwrap()
+            .verify(&forged, NOW)
+            .unwrap_err();
+        assert!(
+            matches!(err, AuthError::AlgorithmNotAllowed { ref alg, expected: "RS256" } if alg == "HS256"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn es256_token_is_refused_by_an_eddsa_verifier() {
+        let (es, _) = asymmetric().into_iter().nth(1).unwrap();
+        let token = es.mint(&example_claims()).unwrap();
+        let err = TokenConfig::eddsa(ED_PUBLIC)
+            .unwrap()
+            .verify(&token, NOW)
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            AuthError::AlgorithmNotAllowed {
+                expected: "EdDSA",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn alg_none_in_any_casing_is_unsigned() {
+        let payload = serde_json::to_string(&example_claims()).unwrap();
+        for alg in ["none", "None", "NONE"] {
+            let token = format!(
+                "{}.{}.",
+                b64(&format!(r#"{{"alg":"{alg}"}}"#)),
+                b64(&payload)
+            );
+            let err = TokenConfig::rs256(RSA_PUBLIC)
+                .unwrap()
+                .verify(&token, NOW)
+                .unwrap_err();
+            assert!(matches!(err, AuthError::UnsignedToken), "{alg}");
+        }
+    }
+
+    #[test]
+    fn asymmetric_expiry_and_audience_are_checked_too() {
+        for (config, alg) in asymmetric() {
+            let token = config.mint(&example_claims()).unwrap();
+            assert!(
+                matches!(
+                    config.verify(&token, NOW + 3600),
+                    Err(AuthError::Expired { .. })
+                ),
+                "{alg}"
+            );
+            let other = config.clone().with_audience("elsewhere");
+            assert!(
+                matches!(
+                    other.verify(&token, NOW),
+                    Err(AuthError::WrongAudience { .. })
+                ),
+                "{alg}"
+            );
+        }
+    }
+
+    #[test]
+    fn verifier_without_private_key_cannot_mint() {
+        let err = TokenConfig::es256(EC_PUBLIC)
+            .unwrap()
+            .mint(&example_claims())
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            AuthError::NoSigningKey { algorithm: "ES256" }
+        ));
+    }
+
+    #[test]
+    fn wrong_kind_of_pem_is_an_invalid_key() {
+        assert!(matches!(
+            TokenConfig::rs256(EC_PUBLIC),
+            Err(AuthError::InvalidKey {
+                algorithm: "RS256",
+                ..
+            })
+        ));
+        assert!(matches!(
+            TokenConfig::eddsa("not a pem"),
+            Err(AuthError::InvalidKey {
+                algorithm: "EdDSA",
+                ..
+            })
+        ));
+        assert!(matches!(
+            config().with_signing_key(EC_PRIVATE),
+            Err(AuthError::InvalidKey {
+                algorithm: "HS256",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn tampered_signature_is_a_bad_signature() {
+        let token = tamper(&config().mint(&example_claims()).unwrap(), 2);
+        assert!(matches!(
+            config().verify(&token, NOW).unwrap_err(),
+            AuthError::BadSignature
+        ));
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub(crate) enum ConnectionError {
     /// Both protocols are binary-only; a text message is a client bug.
     #[error("text message on a binary protocol")]
     Text,
+    /// The client went over its rate limit too often; the close reason says so.
+    #[cfg(feature = "auth")]
+    #[error(transparent)]
+    RateLimited(#[from] teleportal_auth::RateLimitExceeded),
 }
 
 /// WebSocket close codes are 16 bits and the reason at most 123 bytes of UTF-8 (RFC 6455 §5.5).
@@ -81,12 +85,73 @@ fn incoming_value<T>(
     }
 }
 
+/// RFC 6455 "policy violation": the client broke a rule (its rate limit) and should not
+/// simply reconnect and repeat.
+#[cfg(feature = "auth")]
+pub(crate) const POLICY_VIOLATION: u16 = 1008;
+
 /// The close frame telling a client why the server ended its connection.
 pub(crate) fn close_frame(reason: &str) -> WsMessage {
+    close_frame_with(GOING_AWAY, reason)
+}
+
+/// A close frame with `code` and `reason` (cut to what a close frame carries).
+pub(crate) fn close_frame_with(code: u16, reason: &str) -> WsMessage {
     WsMessage::Close(Some(CloseFrame {
-        code: GOING_AWAY,
+        code,
         reason: Utf8Bytes::from(truncate_utf8(reason, MAX_CLOSE_REASON)),
     }))
+}
+
+/// A `Stream` and a `Sink` as one transport, for layers that read and answer on one value
+/// (rate limiting answers refused messages itself).
+#[cfg(feature = "auth")]
+#[derive(Debug)]
+pub(crate) struct Joined<S, K> {
+    pub(crate) stream: S,
+    pub(crate) sink: K,
+}
+
+#[cfg(feature = "auth")]
+impl<S: Stream + Unpin, K: Unpin> Stream for Joined<S, K> {
+    type Item = S::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        std::pin::Pin::new(&mut self.stream).poll_next(cx)
+    }
+}
+
+#[cfg(feature = "auth")]
+impl<S: Unpin, K: Sink<T> + Unpin, T> Sink<T> for Joined<S, K> {
+    type Error = K::Error;
+
+    fn poll_ready(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), K::Error>> {
+        std::pin::Pin::new(&mut self.sink).poll_ready(cx)
+    }
+
+    fn start_send(mut self: std::pin::Pin<&mut Self>, item: T) -> Result<(), K::Error> {
+        std::pin::Pin::new(&mut self.sink).start_send(item)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), K::Error>> {
+        std::pin::Pin::new(&mut self.sink).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), K::Error>> {
+        std::pin::Pin::new(&mut self.sink).poll_close(cx)
+    }
 }
 
 /// The longest prefix of `s` within `max` bytes that ends on a character boundary.

@@ -1,10 +1,15 @@
 //! Who is on the other end of a connection, and why the server hung up.
 
+use std::any::Any;
+use std::sync::Arc;
+
 /// Identity of one connection, from the transport (token subject, or an anonymous id).
 ///
-/// `client_id` is what [`PermissionChecker::check`](crate::PermissionChecker::check) receives
-/// and what presence messages carry as `clientId`; `user` becomes presence's `userId` (empty
-/// when absent).
+/// [`PermissionChecker::check`](crate::PermissionChecker::check) receives the whole context;
+/// `client_id` is what presence messages carry as `clientId`, `user` becomes presence's
+/// `userId` (empty when absent), and `identity` holds whatever the transport verified on
+/// connect (e.g. token claims) for the permission checker to read back with
+/// [`identity`](Self::identity). The engine never looks inside it.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClientContext {
@@ -12,6 +17,14 @@ pub struct ClientContext {
     pub client_id: String,
     /// The authenticated user, if the transport knows one.
     pub user: Option<String>,
+    /// What the transport verified about the connection, typed by the transport; shared,
+    /// because the context is cloned into every session the connection joins.
+    pub identity: Option<Arc<dyn Any + Send + Sync>>,
+    /// Put before every document name to make the internal id the connection's sessions,
+    /// storage and pub/sub topics use (spec §15.3 rooms); empty for none. Envelopes keep the
+    /// plain name. The prefix must make ids of different namespaces distinct whatever the
+    /// names, e.g. `teleportal_auth::room_prefix` (`<len>:<room>/`), never a bare `room/`.
+    pub namespace: String,
 }
 
 impl ClientContext {
@@ -20,7 +33,55 @@ impl ClientContext {
         ClientContext {
             client_id: client_id.into(),
             user: None,
+            identity: None,
+            namespace: String::new(),
         }
+    }
+
+    /// Sets the namespace prefix of the connection's documents (see [`Self::namespace`]).
+    ///
+    /// ```
+    /// use teleportal_server::ClientContext;
+    ///
+    /// let client = ClientContext::new("alice").with_namespace("4:acme/");
+    /// assert_eq!(client.document_key("notes"), "4:acme/notes");
+    /// assert_eq!(ClientContext::new("bob").document_key("notes"), "notes");
+    /// ```
+    pub fn with_namespace(self, prefix: impl Into<String>) -> Self {
+        ClientContext {
+            namespace: prefix.into(),
+            ..self
+        }
+    }
+
+    /// The internal id of `document` for this connection: the namespace, then the name.
+    pub fn document_key<'a>(&self, document: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.namespace.is_empty() {
+            std::borrow::Cow::Borrowed(document)
+        } else {
+            std::borrow::Cow::Owned(format!("{}{document}", self.namespace))
+        }
+    }
+
+    /// Attaches what the transport verified (e.g. token claims), for the permission checker.
+    ///
+    /// ```
+    /// use teleportal_server::ClientContext;
+    ///
+    /// let client = ClientContext::new("alice").with_identity(42_u32);
+    /// assert_eq!(client.identity::<u32>(), Some(&42));
+    /// assert_eq!(client.identity::<String>(), None);
+    /// ```
+    pub fn with_identity(self, identity: impl Any + Send + Sync) -> Self {
+        ClientContext {
+            identity: Some(Arc::new(identity)),
+            ..self
+        }
+    }
+
+    /// The identity attached with [`with_identity`](Self::with_identity), if it is a `T`.
+    pub fn identity<T: Any>(&self) -> Option<&T> {
+        self.identity.as_deref()?.downcast_ref()
     }
 
     /// Sets the authenticated user.

@@ -274,7 +274,7 @@ impl Connection {
     async fn allowed(&self, document: &str, access: Access) -> bool {
         self.registration
             .server
-            .allowed(&self.client.client_id, document, access)
+            .allowed(&self.client, document, access)
             .await
     }
 
@@ -367,7 +367,7 @@ impl Connection {
             };
             return Err(vec![doc_frame(document, answer), nack(id, reason)]);
         }
-        let session = match self.registration.session(document).await {
+        let session = match self.registration.session(&self.client, document).await {
             Ok(session) => session,
             Err(error) => return Err(vec![nack(id, error.chain())]),
         };
@@ -401,7 +401,7 @@ impl Connection {
     ) -> Result<Option<(Arc<Session>, UpdateForms)>, String> {
         let session = self
             .registration
-            .session(document)
+            .session(&self.client, document)
             .await
             .map_err(|e| e.chain())?;
         if session.is_duplicate(&id) {
@@ -444,7 +444,7 @@ impl Connection {
         if !self.allowed(document, Access::Read).await {
             return denied(id, document);
         }
-        let session = match self.registration.session(document).await {
+        let session = match self.registration.session(&self.client, document).await {
             Ok(session) => session,
             Err(error) => return vec![nack(id, error.chain())],
         };
@@ -484,7 +484,7 @@ impl Connection {
         if !self.allowed(document, Access::Read).await {
             return denied(id, document);
         }
-        let session = match self.registration.session(document).await {
+        let session = match self.registration.session(&self.client, document).await {
             Ok(session) => session,
             Err(error) => return vec![nack(id, error.chain())],
         };

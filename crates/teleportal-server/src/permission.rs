@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::ClientContext;
+
 /// What a message needs on its document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -21,9 +23,10 @@ pub enum Access {
 /// a denied sync-step-2) and changes nothing.
 #[async_trait]
 pub trait PermissionChecker: Send + Sync + 'static {
-    /// Whether `client` (the transport's identity for the connection, e.g. a token subject)
-    /// may have `access` to `document`.
-    async fn check(&self, client: &str, document: &str, access: Access) -> bool;
+    /// Whether `client` (the connection: its id, user and whatever the transport verified,
+    /// see [`ClientContext::identity`]) may have `access` to `document`, the plain name the
+    /// client sent.
+    async fn check(&self, client: &ClientContext, document: &str, access: Access) -> bool;
 }
 
 /// Allows everything: the default until a checker (e.g. JWT tokens) is configured.
@@ -32,14 +35,14 @@ pub struct AllowAll;
 
 #[async_trait]
 impl PermissionChecker for AllowAll {
-    async fn check(&self, _client: &str, _document: &str, _access: Access) -> bool {
+    async fn check(&self, _client: &ClientContext, _document: &str, _access: Access) -> bool {
         true
     }
 }
 
 #[async_trait]
 impl<P: PermissionChecker + ?Sized> PermissionChecker for Arc<P> {
-    async fn check(&self, client: &str, document: &str, access: Access) -> bool {
+    async fn check(&self, client: &ClientContext, document: &str, access: Access) -> bool {
         (**self).check(client, document, access).await
     }
 }

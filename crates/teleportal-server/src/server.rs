@@ -11,7 +11,9 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::peer::{Broadcast, Closer, Peer};
 use crate::session::{self, Session};
-use crate::{Access, AllowAll, CloseReason, PermissionChecker, ServerConfig, ServerError};
+use crate::{
+    Access, AllowAll, ClientContext, CloseReason, PermissionChecker, ServerConfig, ServerError,
+};
 
 /// What every clone of a server shares.
 #[derive(Debug, Default)]
@@ -126,7 +128,12 @@ impl Server {
         lock(&self.state.sessions).clear();
     }
 
-    pub(crate) async fn allowed(&self, client: &str, document: &str, access: Access) -> bool {
+    pub(crate) async fn allowed(
+        &self,
+        client: &ClientContext,
+        document: &str,
+        access: Access,
+    ) -> bool {
         self.permissions.check(client, document, access).await
     }
 
@@ -153,18 +160,24 @@ impl Server {
         })
     }
 
-    /// The session of `document`, opened if needed, with `peer` joined to it.
-    async fn join(&self, document: &str, peer: &Peer) -> Result<Arc<Session>, ServerError> {
-        if let Some(session) = lock(&self.state.sessions).get(document) {
+    /// The session with internal id `key` (clients name it `document`), opened if needed,
+    /// with `peer` joined to it.
+    async fn join(
+        &self,
+        key: &str,
+        document: &str,
+        peer: &Peer,
+    ) -> Result<Arc<Session>, ServerError> {
+        if let Some(session) = lock(&self.state.sessions).get(key) {
             session.add_peer(peer.clone());
             return Ok(Arc::clone(session));
         }
         // Subscribe before the session exists, outside the lock: anything published later
         // reaches it, and anything published earlier was stored before, so sync finds it.
         let subscription = match &self.pubsub {
-            Some(pubsub) => Some(pubsub.subscribe(&document_topic(document)).await.map_err(
+            Some(pubsub) => Some(pubsub.subscribe(&document_topic(key)).await.map_err(
                 |source| ServerError::PubSub {
-                    document: document.to_string(),
+                    document: key.to_string(),
                     source,
                 },
             )?),
@@ -173,9 +186,10 @@ impl Server {
         let mut sessions = lock(&self.state.sessions);
         // Another connection may have opened it meanwhile; then its subscription serves.
         let session = sessions
-            .entry(document.to_string())
+            .entry(key.to_string())
             .or_insert_with(|| {
                 Session::open(
+                    key,
                     document,
                     self.store.clone(),
                     self.pubsub.clone(),
@@ -239,14 +253,18 @@ impl fmt::Debug for Registration {
 }
 
 impl Registration {
-    /// The session of `document`, joining it on first use.
-    pub(crate) async fn session(&mut self, document: &str) -> Result<Arc<Session>, ServerError> {
-        if let Some(session) = self.sessions.get(document) {
+    /// The session of `document` in `client`'s namespace, joining it on first use.
+    pub(crate) async fn session(
+        &mut self,
+        client: &ClientContext,
+        document: &str,
+    ) -> Result<Arc<Session>, ServerError> {
+        let key = client.document_key(document);
+        if let Some(session) = self.sessions.get(key.as_ref()) {
             return Ok(Arc::clone(session));
         }
-        let session = self.server.join(document, &self.peer).await?;
-        self.sessions
-            .insert(document.to_string(), Arc::clone(&session));
+        let session = self.server.join(&key, document, &self.peer).await?;
+        self.sessions.insert(key.into_owned(), Arc::clone(&session));
         Ok(session)
     }
 }

@@ -36,7 +36,12 @@ struct Peers {
 /// One open document.
 #[derive(Debug)]
 pub(crate) struct Session {
+    /// The internal id: the client's namespace prefix and the document name. Storage, pub/sub
+    /// topics and the session map use it.
     name: Arc<str>,
+    /// The name clients use in envelopes; every client of a session shares the namespace, so
+    /// they all use this one.
+    document: Arc<str>,
     doc: DocumentId,
     store: DocumentStore,
     pubsub: Option<NodePubSub>,
@@ -67,6 +72,7 @@ impl Session {
     /// Opens a session; with a subscription, frames from other nodes are relayed to it.
     pub(crate) fn open(
         name: &str,
+        document: &str,
         store: DocumentStore,
         pubsub: Option<NodePubSub>,
         subscription: Option<Subscription>,
@@ -74,6 +80,7 @@ impl Session {
     ) -> Arc<Session> {
         let session = Arc::new(Session {
             name: Arc::from(name),
+            document: Arc::from(document),
             doc: DocumentId::new(name),
             store,
             pubsub,
@@ -241,7 +248,7 @@ impl Session {
 
     fn update_message(&self, forms: &UpdateForms) -> Message {
         Message::doc(
-            self.name.as_ref(),
+            self.document.as_ref(),
             DocMessage::Update(Update {
                 version: 2,
                 data: forms.envelope(),
@@ -269,7 +276,7 @@ impl Session {
             lock(&self.awareness).apply(&decoded, Some(from));
         }
         let message = Message::new(
-            self.name.as_ref(),
+            self.document.as_ref(),
             encrypted,
             Body::Awareness(AwarenessMessage::Update(update.clone())),
         );
@@ -300,7 +307,7 @@ impl Session {
             presence.push((from, entry.clone()));
             presence.iter().map(|(_, e)| e.clone()).collect()
         };
-        let message = Message::presence(self.name.as_ref(), PresenceMessage::Join(entry));
+        let message = Message::presence(self.document.as_ref(), PresenceMessage::Join(entry));
         self.broadcast(Some(from), presence_broadcast(&message));
         self.publish(&message).await;
         roster
@@ -317,7 +324,7 @@ impl Session {
             gone.into_iter().map(|(_, e)| e).collect::<Vec<_>>()
         };
         for entry in removed {
-            let message = Message::presence(self.name.as_ref(), PresenceMessage::Leave(entry));
+            let message = Message::presence(self.document.as_ref(), PresenceMessage::Leave(entry));
             self.broadcast(Some(from), presence_broadcast(&message));
             self.publish(&message).await;
         }
@@ -336,8 +343,10 @@ impl Session {
         let removal = lock(&self.awareness).remove_owner(conn);
         if let Some(removal) = removal {
             let bytes = removal.to_bytes();
-            let message =
-                Message::awareness(self.name.as_ref(), AwarenessMessage::Update(bytes.clone()));
+            let message = Message::awareness(
+                self.document.as_ref(),
+                AwarenessMessage::Update(bytes.clone()),
+            );
             self.broadcast(
                 None,
                 Broadcast {
@@ -356,7 +365,7 @@ impl Session {
             gone.into_iter().map(|(_, e)| e).collect::<Vec<_>>()
         };
         for entry in gone {
-            let message = Message::presence(self.name.as_ref(), PresenceMessage::Leave(entry));
+            let message = Message::presence(self.document.as_ref(), PresenceMessage::Leave(entry));
             self.broadcast(None, presence_broadcast(&message));
             to_publish.push(message);
         }
@@ -422,7 +431,7 @@ impl Session {
                 }
                 let y = (!message.encrypted).then(|| YMessage::Awareness(update.clone()));
                 let frame = Frame::Message(Message::new(
-                    self.name.as_ref(),
+                    self.document.as_ref(),
                     message.encrypted,
                     Body::Awareness(AwarenessMessage::Update(update)),
                 ));

@@ -69,7 +69,7 @@ impl YConnection {
     async fn allowed(&self, access: Access) -> bool {
         self.registration
             .server
-            .allowed(&self.client.client_id, &self.document, access)
+            .allowed(&self.client, &self.document, access)
             .await
     }
 
@@ -93,7 +93,7 @@ impl YConnection {
         }
         let session = self
             .registration
-            .session(&self.document)
+            .session(&self.client, &self.document)
             .await
             .map_err(|e| Stop::Closed(CloseReason(e.chain())))?;
         if session.check_mode(false).is_err() {

@@ -6,15 +6,15 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use common::*;
 use teleportal_core::{Body, ContentEnvelope, DocMessage, Message, Update};
-use teleportal_server::{Access, PermissionChecker};
+use teleportal_server::{Access, ClientContext, PermissionChecker};
 
 /// `reader` may only read; `nobody` may do nothing; everyone else may do everything.
 struct Roles;
 
 #[async_trait]
 impl PermissionChecker for Roles {
-    async fn check(&self, client: &str, _document: &str, access: Access) -> bool {
-        match client {
+    async fn check(&self, client: &ClientContext, _document: &str, access: Access) -> bool {
+        match client.client_id.as_str() {
             "reader" => access == Access::Read,
             "nobody" => false,
             _ => true,

@@ -143,7 +143,12 @@ struct ReadOnly;
 
 #[async_trait::async_trait]
 impl PermissionChecker for ReadOnly {
-    async fn check(&self, _client: &str, _document: &str, access: Access) -> bool {
+    async fn check(
+        &self,
+        _client: &teleportal_server::ClientContext,
+        _document: &str,
+        access: Access,
+    ) -> bool {
         access == Access::Read
     }
 }
