@@ -336,3 +336,105 @@ async fn rooms_never_share_a_document() {
     assert_eq!(stored("a/b/c").await, empty.update, "the reference's id");
     assert_eq!(stored("b/c").await, empty.update, "the plain name");
 }
+
+fn sync_step_1(document: &str) -> Message {
+    Message::doc(
+        document,
+        DocMessage::SyncStep1 {
+            state_vector: Bytes::from_static(&[0]),
+        },
+    )
+}
+
+/// Reads frames until an ack arrives; returns everything read before it.
+async fn until_ack(socket: &mut Socket) -> Vec<Message> {
+    let mut seen = Vec::new();
+    loop {
+        if let Frame::Message(message) = next_frame(socket).await {
+            if matches!(message.body, Body::Ack(_)) {
+                return seen;
+            }
+            seen.push(message);
+        }
+    }
+}
+
+/// A token whose patterns do not match a document gets nothing of it: its sync is refused and
+/// it receives none of the document's updates, while a reader with access does.
+#[tokio::test]
+async fn unmatched_token_gets_nothing_of_the_document() {
+    let (addr, _server) = start().await;
+    let writer = token(Some(vec![DocumentAccess::new(
+        "secret",
+        &[Permission::Write],
+    )]));
+    let reader = token(Some(vec![DocumentAccess::new(
+        "secret",
+        &[Permission::Read],
+    )]));
+    let outsider = token(Some(vec![DocumentAccess::new(
+        "public",
+        &[Permission::Write],
+    )]));
+    let mut reader_socket = connect(addr, &format!("/?token={reader}")).await;
+    let mut outsider_socket = connect(addr, &format!("/?token={outsider}")).await;
+    let mut writer_socket = connect(addr, &format!("/?token={writer}")).await;
+
+    reader_socket
+        .send(WsMessage::Binary(sync_step_1("secret").to_bytes()))
+        .await
+        .expect("send");
+    let synced = until_ack(&mut reader_socket).await;
+    assert!(
+        synced
+            .iter()
+            .any(|m| matches!(m.body, Body::Doc(DocMessage::SyncStep2(_)))),
+        "the reader syncs: {synced:?}"
+    );
+
+    outsider_socket
+        .send(WsMessage::Binary(sync_step_1("secret").to_bytes()))
+        .await
+        .expect("send");
+    let Frame::Message(refusal) = next_frame(&mut outsider_socket).await else {
+        panic!("expected a message");
+    };
+    assert!(
+        matches!(
+            refusal.body,
+            Body::Doc(DocMessage::Auth { allowed: false, .. })
+        ),
+        "{refusal:?}"
+    );
+
+    writer_socket
+        .send(WsMessage::Binary(update_message("secret").to_bytes()))
+        .await
+        .expect("send");
+    until_ack(&mut writer_socket).await;
+
+    // The reader gets the update; the outsider gets nothing more than its refusal's NACK.
+    let Frame::Message(relayed) = next_frame(&mut reader_socket).await else {
+        panic!("expected a message");
+    };
+    assert!(
+        matches!(relayed.body, Body::Doc(DocMessage::Update(_))),
+        "{relayed:?}"
+    );
+    let mut rest = Vec::new();
+    while let Ok(Some(Ok(WsMessage::Binary(bytes)))) =
+        tokio::time::timeout(Duration::from_millis(500), outsider_socket.next()).await
+    {
+        rest.push(Frame::decode(bytes).expect("a frame"));
+    }
+    assert!(
+        rest.iter().all(|frame| matches!(
+            frame,
+            Frame::Message(Message {
+                body: Body::Ack(_),
+                ..
+            })
+        )),
+        "the outsider received {rest:?}"
+    );
+}
