@@ -13,14 +13,14 @@ use teleportal_core::{
     PresenceMessage, Update, YMessage,
 };
 use teleportal_pubsub::{NodePubSub, PubSubError, Subscription, document_topic};
-use teleportal_storage::{DocumentId, DocumentStore};
+use teleportal_storage::{AppendReceipt, DocumentId, DocumentStore, Seq};
 use tokio::task::JoinHandle;
 
-use crate::ServerError;
 use crate::awareness::AwarenessStates;
 use crate::convert::{self, UpdateForms};
 use crate::dedup::RecentIds;
 use crate::peer::{Broadcast, Peer};
+use crate::{RelayMode, ServerError};
 
 /// The encryption mode of a session did not match a message's flag.
 #[derive(Debug)]
@@ -31,6 +31,16 @@ struct Peers {
     by_id: HashMap<u64, Peer>,
     /// Bumped on every join, so an idle timer armed before a join knows it is stale.
     epoch: u64,
+}
+
+/// What the session knows of its document's stored size, for relaying early under a hard
+/// size limit ([`RelayMode::BeforeDurable`]).
+#[derive(Debug, Default)]
+struct SizeEstimate {
+    /// The size after the newest append seen (by sequence number), or from the metadata.
+    known: Option<(Seq, u64)>,
+    /// Bytes of this node's appends that have not finished (relayed early or not).
+    reserved: u64,
 }
 
 /// One open document.
@@ -49,6 +59,11 @@ pub(crate) struct Session {
     awareness: Mutex<AwarenessStates>,
     presence: Mutex<Vec<(u64, PresenceEntry)>>,
     recent: Mutex<RecentIds>,
+    relay: RelayMode,
+    /// Ids relayed recently ([`RelayMode::BeforeDurable`]): a retransmission of an update
+    /// relayed before its append failed is stored again but not relayed again.
+    relayed: Mutex<RecentIds>,
+    size: Mutex<SizeEstimate>,
     /// Set by the first doc or awareness message (spec §4.3).
     encrypted: Mutex<Option<bool>>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -77,6 +92,7 @@ impl Session {
         pubsub: Option<NodePubSub>,
         subscription: Option<Subscription>,
         dedup_window: usize,
+        relay: RelayMode,
     ) -> Arc<Session> {
         let session = Arc::new(Session {
             name: Arc::from(name),
@@ -88,6 +104,9 @@ impl Session {
             awareness: Mutex::default(),
             presence: Mutex::default(),
             recent: Mutex::new(RecentIds::new(dedup_window)),
+            relay,
+            relayed: Mutex::new(RecentIds::new(dedup_window)),
+            size: Mutex::default(),
             encrypted: Mutex::new(None),
             task: Mutex::new(None),
         });
@@ -197,23 +216,71 @@ impl Session {
         lock(&self.recent).contains(id)
     }
 
-    /// Stores an update durably, then relays it to the other clients and nodes.
+    /// Stores an update durably and relays it to the other clients and nodes: first the relay
+    /// when [`may_relay_early`](Self::may_relay_early) allows it, else once stored.
     ///
     /// # Errors
-    /// The store's error; nothing is relayed then.
+    /// The store's error; the update was relayed already only if it was relayed early.
     pub(crate) async fn apply_update(
         &self,
         from: u64,
         forms: &UpdateForms,
         id: Option<MessageId>,
     ) -> Result<(), ServerError> {
-        self.store_update(forms, id).await?;
-        self.relay_update(from, forms).await;
-        Ok(())
+        let early = self.may_relay_early(forms).await;
+        if let Some(reserved) = early {
+            self.relay_update(from, forms, id).await;
+            self.store_update(forms, id, Some(reserved)).await
+        } else {
+            self.store_update(forms, id, None).await?;
+            self.relay_update(from, forms, id).await;
+            Ok(())
+        }
+    }
+
+    /// Whether an update may be relayed before it is stored ([`RelayMode::BeforeDurable`], and
+    /// no hard size limit it could hit); `Some` holds the bytes it reserves of the limit, to
+    /// pass on to [`store_update`](Self::store_update).
+    pub(crate) async fn may_relay_early(&self, forms: &UpdateForms) -> Option<u64> {
+        if self.relay != RelayMode::BeforeDurable {
+            return None;
+        }
+        let len = forms.stored(self.store.encoding()).len() as u64;
+        let Some(max) = self.store.size_limits().max_size else {
+            return Some(len);
+        };
+        if lock(&self.size).known.is_none() {
+            // Once per session: later appends keep it current through their receipts.
+            match self.store.metadata(&self.doc).await {
+                Ok(meta) => {
+                    let known = meta.map_or((0, 0), |m| (m.last_seq, m.size));
+                    let mut size = lock(&self.size);
+                    if size.known.is_none_or(|(seq, _)| seq < known.0) {
+                        size.known = Some(known);
+                    }
+                }
+                Err(error) => {
+                    let error = self.storage_error(error);
+                    tracing::debug!(error = %error.chain(), "size unknown; relaying once stored");
+                    return None;
+                }
+            }
+        }
+        let mut size = lock(&self.size);
+        let known = size.known.map_or(0, |(_, bytes)| bytes);
+        let projected = known.saturating_add(size.reserved).saturating_add(len);
+        if projected < max {
+            size.reserved += len;
+            Some(len)
+        } else {
+            None
+        }
     }
 
     /// Stores an update durably and remembers its id; the first half of
     /// [`apply_update`](Self::apply_update), for callers that relay in an order of their own.
+    /// `reserved` is what [`may_relay_early`](Self::may_relay_early) returned for it, if it
+    /// was relayed early.
     ///
     /// # Errors
     /// The store's error.
@@ -221,20 +288,52 @@ impl Session {
         &self,
         forms: &UpdateForms,
         id: Option<MessageId>,
+        reserved: Option<u64>,
     ) -> Result<(), ServerError> {
-        self.store
-            .append(&self.doc, forms.stored(self.store.encoding()))
-            .await
-            .map_err(|source| self.storage_error(source))?;
+        let stored = forms.stored(self.store.encoding());
+        // Under a hard limit, every append in flight counts against what may be relayed early.
+        let reserved = match reserved {
+            Some(reserved) => reserved,
+            None if self.store.size_limits().max_size.is_some() => {
+                let len = stored.len() as u64;
+                lock(&self.size).reserved += len;
+                len
+            }
+            None => 0,
+        };
+        let result = self.store.append(&self.doc, stored).await;
+        self.track_size(result.as_ref().ok(), reserved);
+        result.map_err(|source| self.storage_error(source))?;
         if let Some(id) = id {
             lock(&self.recent).insert(id);
         }
         Ok(())
     }
 
-    /// Relays a stored update to the other clients and nodes: the second half of
-    /// [`apply_update`](Self::apply_update).
-    pub(crate) async fn relay_update(&self, from: u64, forms: &UpdateForms) {
+    /// Releases an append's reservation and takes the size from its receipt, if newer.
+    fn track_size(&self, receipt: Option<&AppendReceipt>, reserved: u64) {
+        if self.store.size_limits().max_size.is_none() {
+            return;
+        }
+        let mut size = lock(&self.size);
+        size.reserved = size.reserved.saturating_sub(reserved);
+        if let Some(receipt) = receipt
+            && size.known.is_none_or(|(seq, _)| seq < receipt.seq)
+        {
+            size.known = Some((receipt.seq, receipt.size));
+        }
+    }
+
+    /// Relays an update to the other clients and nodes: the second half of
+    /// [`apply_update`](Self::apply_update). With [`RelayMode::BeforeDurable`] an id relayed
+    /// recently is not relayed again.
+    pub(crate) async fn relay_update(&self, from: u64, forms: &UpdateForms, id: Option<MessageId>) {
+        if self.relay == RelayMode::BeforeDurable
+            && let Some(id) = id
+            && !lock(&self.relayed).insert(id)
+        {
+            return;
+        }
         let message = self.update_message(forms);
         self.broadcast(
             Some(from),
