@@ -224,7 +224,8 @@ impl Connection {
                 } else {
                     None
                 };
-                if early.is_some() {
+                let relayed = early.is_some();
+                if relayed {
                     session
                         .relay_update(self.registration.peer.id, &forms, Some(id))
                         .await;
@@ -237,7 +238,7 @@ impl Connection {
                         id,
                         session,
                         forms,
-                        relayed: early.is_some(),
+                        relayed,
                         result,
                     }
                 }))

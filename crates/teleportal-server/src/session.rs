@@ -43,6 +43,31 @@ struct SizeEstimate {
     reserved: u64,
 }
 
+/// Bytes of an append in flight, counted in [`SizeEstimate::reserved`] until dropped (also
+/// when the append is cancelled).
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    size: Arc<Mutex<SizeEstimate>>,
+    bytes: u64,
+}
+
+impl Reservation {
+    fn new(size: &Arc<Mutex<SizeEstimate>>, bytes: u64) -> Self {
+        lock(size).reserved += bytes;
+        Reservation {
+            size: Arc::clone(size),
+            bytes,
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut size = lock(&self.size);
+        size.reserved = size.reserved.saturating_sub(self.bytes);
+    }
+}
+
 /// One open document.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -63,7 +88,7 @@ pub(crate) struct Session {
     /// Ids relayed recently ([`RelayMode::BeforeDurable`]): a retransmission of an update
     /// relayed before its append failed is stored again but not relayed again.
     relayed: Mutex<RecentIds>,
-    size: Mutex<SizeEstimate>,
+    size: Arc<Mutex<SizeEstimate>>,
     /// Set by the first doc or awareness message (spec §4.3).
     encrypted: Mutex<Option<bool>>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -106,7 +131,7 @@ impl Session {
             recent: Mutex::new(RecentIds::new(dedup_window)),
             relay,
             relayed: Mutex::new(RecentIds::new(dedup_window)),
-            size: Mutex::default(),
+            size: Arc::default(),
             encrypted: Mutex::new(None),
             task: Mutex::new(None),
         });
@@ -228,9 +253,9 @@ impl Session {
         id: Option<MessageId>,
     ) -> Result<(), ServerError> {
         let early = self.may_relay_early(forms).await;
-        if let Some(reserved) = early {
+        if let Some(reservation) = early {
             self.relay_update(from, forms, id).await;
-            self.store_update(forms, id, Some(reserved)).await
+            self.store_update(forms, id, Some(reservation)).await
         } else {
             self.store_update(forms, id, None).await?;
             self.relay_update(from, forms, id).await;
@@ -239,15 +264,18 @@ impl Session {
     }
 
     /// Whether an update may be relayed before it is stored ([`RelayMode::BeforeDurable`], and
-    /// no hard size limit it could hit); `Some` holds the bytes it reserves of the limit, to
-    /// pass on to [`store_update`](Self::store_update).
-    pub(crate) async fn may_relay_early(&self, forms: &UpdateForms) -> Option<u64> {
+    /// no hard size limit it could hit); `Some` holds what it reserves of the limit, to pass on
+    /// to [`store_update`](Self::store_update).
+    pub(crate) async fn may_relay_early(&self, forms: &UpdateForms) -> Option<Reservation> {
         if self.relay != RelayMode::BeforeDurable {
             return None;
         }
         let len = forms.stored(self.store.encoding()).len() as u64;
         let Some(max) = self.store.size_limits().max_size else {
-            return Some(len);
+            return Some(Reservation {
+                size: Arc::clone(&self.size),
+                bytes: 0,
+            });
         };
         if lock(&self.size).known.is_none() {
             // Once per session: later appends keep it current through their receipts.
@@ -266,15 +294,18 @@ impl Session {
                 }
             }
         }
+        // Checked and reserved under one lock, so concurrent connections cannot both fit.
         let mut size = lock(&self.size);
         let known = size.known.map_or(0, |(_, bytes)| bytes);
         let projected = known.saturating_add(size.reserved).saturating_add(len);
-        if projected < max {
-            size.reserved += len;
-            Some(len)
-        } else {
-            None
+        if projected >= max {
+            return None;
         }
+        size.reserved += len;
+        Some(Reservation {
+            size: Arc::clone(&self.size),
+            bytes: len,
+        })
     }
 
     /// Stores an update durably and remembers its id; the first half of
@@ -288,21 +319,22 @@ impl Session {
         &self,
         forms: &UpdateForms,
         id: Option<MessageId>,
-        reserved: Option<u64>,
+        reservation: Option<Reservation>,
     ) -> Result<(), ServerError> {
         let stored = forms.stored(self.store.encoding());
         // Under a hard limit, every append in flight counts against what may be relayed early.
-        let reserved = match reserved {
-            Some(reserved) => reserved,
+        let reservation = match reservation {
+            Some(reservation) => Some(reservation),
             None if self.store.size_limits().max_size.is_some() => {
-                let len = stored.len() as u64;
-                lock(&self.size).reserved += len;
-                len
+                Some(Reservation::new(&self.size, stored.len() as u64))
             }
-            None => 0,
+            None => None,
         };
         let result = self.store.append(&self.doc, stored).await;
-        self.track_size(result.as_ref().ok(), reserved);
+        if let Ok(receipt) = &result {
+            self.track_size(receipt);
+        }
+        drop(reservation);
         result.map_err(|source| self.storage_error(source))?;
         if let Some(id) = id {
             lock(&self.recent).insert(id);
@@ -310,16 +342,13 @@ impl Session {
         Ok(())
     }
 
-    /// Releases an append's reservation and takes the size from its receipt, if newer.
-    fn track_size(&self, receipt: Option<&AppendReceipt>, reserved: u64) {
+    /// Takes the document's size from an append's receipt, if it is the newest seen.
+    fn track_size(&self, receipt: &AppendReceipt) {
         if self.store.size_limits().max_size.is_none() {
             return;
         }
         let mut size = lock(&self.size);
-        size.reserved = size.reserved.saturating_sub(reserved);
-        if let Some(receipt) = receipt
-            && size.known.is_none_or(|(seq, _)| seq < receipt.seq)
-        {
+        if size.known.is_none_or(|(seq, _)| seq < receipt.seq) {
             size.known = Some((receipt.seq, receipt.size));
         }
     }
