@@ -22,15 +22,19 @@ pub struct ServerConfig {
     pub relay: RelayMode,
 }
 
-/// When an incoming update is relayed to the document's other local clients and published on
-/// pub/sub, relative to its durable append. In both modes the sender's ACK is sent only after
-/// the append returned `Ok` (an ACK always means durable), relays go out in the order the
-/// connection sent the updates, and a retransmitted message (same id) is relayed at most once.
+/// When an incoming update is relayed to the document's other local clients, relative to its
+/// durable append (publishing on pub/sub for other nodes always follows the append). In both
+/// modes the sender's ACK is sent only after the append returned `Ok` (an ACK always means
+/// durable), relays go out in the order the connection sent the updates, and a retransmitted
+/// message (same id) is relayed at most once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RelayMode {
-    /// Relay as soon as the update is valid (it decodes and was converted) and the write
-    /// permission check passed, then store it; the ACK waits for the append.
+    /// Relay to the document's other local clients as soon as the update is valid (it decodes
+    /// and was converted) and the write permission check passed, then store it; the ACK and
+    /// the pub/sub publication wait for the append. Until the append ends, sync answers of the
+    /// session include the update, so a client joining in between does not miss it; other
+    /// nodes only see stored updates, hence publishing after the append.
     ///
     /// If the append then fails, the sender gets a NACK as in
     /// [`AfterDurable`](Self::AfterDurable), but the other clients may already hold the
@@ -41,8 +45,8 @@ pub enum RelayMode {
     /// The one failure that a retransmission cannot fix is a document past the store's hard
     /// size limit ([`SizeLimits::max_size`](teleportal_storage::SizeLimits)). So when the
     /// store has one, an update is relayed early only if the document's last known size (the
-    /// previous append's receipt, or the stored metadata once) plus the sizes of the updates
-    /// relayed early and not yet stored plus this update stays below the limit; otherwise it
+    /// previous append's receipt, or the stored metadata once) plus the sizes of this node's
+    /// appends still in flight plus this update stays below the limit; otherwise it
     /// is stored first and relayed only once stored, and a rejected update is never relayed.
     /// Appends by other nodes to shared storage are seen only with the next receipt, so with
     /// several nodes writing one document close to its limit, keep headroom or use

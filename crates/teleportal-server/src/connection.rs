@@ -225,15 +225,15 @@ impl Connection {
                     None
                 };
                 let relayed = early.is_some();
-                if relayed {
-                    session
-                        .relay_update(self.registration.peer.id, &forms, Some(id))
-                        .await;
+                let pending = if relayed {
+                    session.relay_early(self.registration.peer.id, &forms, Some(id))
                 } else {
                     self.relay_late += 1;
-                }
+                    None
+                };
                 Next::Storing(Box::pin(async move {
                     let result = session.store_update(&forms, Some(id), early).await;
+                    drop(pending);
                     Stored {
                         id,
                         session,
@@ -255,7 +255,9 @@ impl Connection {
         }
         match stored.result {
             Ok(()) => {
-                if !stored.relayed {
+                if stored.relayed {
+                    stored.session.publish_update(&stored.forms).await;
+                } else {
                     stored
                         .session
                         .relay_update(self.registration.peer.id, &stored.forms, Some(stored.id))

@@ -61,6 +61,25 @@ impl Reservation {
     }
 }
 
+/// Updates relayed early whose append has not finished, so a client that syncs meanwhile gets
+/// them too: it joined after their relay, and storage may not hold them yet.
+type Unstored = Arc<Mutex<(u64, Vec<(u64, Bytes)>)>>;
+
+/// An update in [`Session::unstored`] until dropped: when its append ended (or was cancelled).
+#[derive(Debug)]
+pub(crate) struct Pending {
+    unstored: Unstored,
+    token: u64,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        lock(&self.unstored)
+            .1
+            .retain(|(token, _)| *token != self.token);
+    }
+}
+
 impl Drop for Reservation {
     fn drop(&mut self) {
         let mut size = lock(&self.size);
@@ -89,6 +108,8 @@ pub(crate) struct Session {
     /// relayed before its append failed is stored again but not relayed again.
     relayed: Mutex<RecentIds>,
     size: Arc<Mutex<SizeEstimate>>,
+    /// Updates relayed early, in the store's encoding, until their append ends.
+    unstored: Unstored,
     /// Set by the first doc or awareness message (spec §4.3).
     encrypted: Mutex<Option<bool>>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -132,6 +153,7 @@ impl Session {
             relay,
             relayed: Mutex::new(RecentIds::new(dedup_window)),
             size: Arc::default(),
+            unstored: Arc::default(),
             encrypted: Mutex::new(None),
             task: Mutex::new(None),
         });
@@ -180,19 +202,40 @@ impl Session {
 
     /// What a peer with `state_vector` lacks (in the store's encoding), and the stored state
     /// vector.
+    ///
+    /// Updates relayed early and not stored yet are included: the caller joined the session
+    /// before asking, so it gets every later relay, and the updates relayed before it joined
+    /// are either stored before the read below or still listed here (taken before the read).
     pub(crate) async fn sync_state(
         &self,
         state_vector: &[u8],
     ) -> Result<(Bytes, Bytes), ServerError> {
+        let unstored: Vec<Bytes> = lock(&self.unstored)
+            .1
+            .iter()
+            .map(|(_, update)| update.clone())
+            .collect();
         let state = self
             .store
             .read(&self.doc)
             .await
             .map_err(|source| self.storage_error(source))?;
+        let mut update = state.update;
+        if !unstored.is_empty() {
+            let mut all = Vec::with_capacity(unstored.len() + 1);
+            all.push(update.clone());
+            all.extend(unstored);
+            match self.store.encoding().merge(&all) {
+                Ok(merged) => update = merged,
+                Err(error) => {
+                    tracing::warn!(document = %self.name, %error, "unstored updates do not merge");
+                }
+            }
+        }
         let diff = self
             .store
             .encoding()
-            .diff(&state.update, state_vector)
+            .diff(&update, state_vector)
             .map_err(|source| ServerError::InvalidStateVector {
                 document: self.name.to_string(),
                 source,
@@ -254,8 +297,13 @@ impl Session {
     ) -> Result<(), ServerError> {
         let early = self.may_relay_early(forms).await;
         if let Some(reservation) = early {
-            self.relay_update(from, forms, id).await;
-            self.store_update(forms, id, Some(reservation)).await
+            let pending = self.relay_early(from, forms, id);
+            let result = self.store_update(forms, id, Some(reservation)).await;
+            drop(pending);
+            if result.is_ok() {
+                self.publish_update(forms).await;
+            }
+            result
         } else {
             self.store_update(forms, id, None).await?;
             self.relay_update(from, forms, id).await;
@@ -372,6 +420,51 @@ impl Session {
             },
         );
         self.publish(&message).await;
+    }
+
+    /// Relays an update to the other local clients before it is stored and lists it as
+    /// unstored until the returned guard is dropped (once its append ended). Other nodes get it
+    /// from [`publish_update`](Self::publish_update) once stored: a client joining there reads
+    /// shared storage and cannot see this node's unstored list. `None` for an id relayed
+    /// recently: it is not relayed again.
+    pub(crate) fn relay_early(
+        &self,
+        from: u64,
+        forms: &UpdateForms,
+        id: Option<MessageId>,
+    ) -> Option<Pending> {
+        if let Some(id) = id
+            && !lock(&self.relayed).insert(id)
+        {
+            return None;
+        }
+        let pending = {
+            let mut unstored = lock(&self.unstored);
+            unstored.0 += 1;
+            let token = unstored.0;
+            unstored
+                .1
+                .push((token, forms.stored(self.store.encoding())));
+            Pending {
+                unstored: Arc::clone(&self.unstored),
+                token,
+            }
+        };
+        // Listed before the broadcast: a client joining in between either is a peer already
+        // or finds it listed (or stored).
+        self.broadcast(
+            Some(from),
+            Broadcast {
+                frame: Some(Frame::Message(self.update_message(forms))),
+                y: Some(YMessage::Sync(SyncMessage::Update(forms.v1.clone()))),
+            },
+        );
+        Some(pending)
+    }
+
+    /// Publishes a stored update for the other nodes (after [`relay_early`](Self::relay_early)).
+    pub(crate) async fn publish_update(&self, forms: &UpdateForms) {
+        self.publish(&self.update_message(forms)).await;
     }
 
     fn update_message(&self, forms: &UpdateForms) -> Message {

@@ -179,3 +179,28 @@ async fn a_retransmission_is_not_relayed_twice() {
     watcher.assert_quiet(QUIET).await;
     assert_eq!(stored_text(&server, "notes").await, "ab");
 }
+
+#[tokio::test]
+async fn a_client_syncing_between_the_early_relay_and_the_append_gets_the_update() {
+    let (server, gate, _) = gated_server(RelayMode::BeforeDurable, SizeLimits::default());
+    let (mut writer, mut watcher, watching) = writer_and_watcher(&server).await;
+    let id = writer.send(update_message("notes", Replica::new(1).type_text("early")));
+    expect_update(&mut watcher, &watching, "early").await;
+
+    // Joins after the relay, while storage does not hold the update yet.
+    let mut late = Client::connect(&server, "carol");
+    let joined = Replica::new(3);
+    let sync_id = late.send(sync_step_1("notes", joined.state_vector()));
+    let (ack, before) = late.until_ack(sync_id).await;
+    assert!(ack.is_positive());
+    before.iter().for_each(|m| joined.apply_message(m));
+    assert_eq!(
+        joined.text(),
+        "early",
+        "in the sync answer though not stored yet"
+    );
+    assert_eq!(stored_text(&server, "notes").await, "");
+
+    gate.add_permits(1);
+    assert!(writer.until_ack(id).await.0.is_positive());
+}
