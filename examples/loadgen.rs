@@ -15,6 +15,8 @@
 //!   `MemoryStorage`) with a 1 s idle timeout and drives [`serve`] over futures channels, so no
 //!   socket or codec work is measured. `--websocket` instead mounts the axum router on
 //!   `127.0.0.1:0` in this process and connects to it over real WebSockets.
+//!   `--relay-after-durable` sets `RelayMode::AfterDurable` (relay once fsync'd) instead of
+//!   the default `BeforeDurable`.
 //! - `--ws URL` connects to a running server's Teleportal endpoint (`URL/?token=…`).
 //!
 //! Workloads:
@@ -52,7 +54,7 @@ use bytes::Bytes;
 use futures::future::{join_all, ready, try_join_all};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use teleportal::core::{Body, ContentEnvelope, DocMessage, Frame, Message, Update};
-use teleportal::server::{ClientContext, Server, ServerConfig, serve};
+use teleportal::server::{ClientContext, RelayMode, Server, ServerConfig, serve};
 use teleportal::storage::{DocumentStore, MemoryStorage, SqliteStorage};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -62,14 +64,20 @@ use yrs::{Doc, GetString, Text, Transact};
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str =
-    "usage: loadgen (--in-process [--memory] [--websocket] | --ws URL [--server-pid PID]) \
+    "usage: loadgen (--in-process [--memory] [--websocket] [--relay-after-durable] | --ws URL [--server-pid PID]) \
 [--idle-wait SECS] [--in-flight N] [--timeout SECS]
   one-doc [--clients K] [--updates U] (--burst | --paced RATE)
   many-docs [--docs D] [--clients-per-doc C] [--updates U]";
 
 enum Mode {
-    InProcess { memory: bool, websocket: bool },
-    Ws { url: String },
+    InProcess {
+        memory: bool,
+        websocket: bool,
+        relay: RelayMode,
+    },
+    Ws {
+        url: String,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -105,6 +113,7 @@ fn parse_args() -> Result<Args, Error> {
     let mut mode = None;
     let mut memory = false;
     let mut websocket = false;
+    let mut relay = RelayMode::BeforeDurable;
     let mut server_pid = None;
     let mut idle_wait = Duration::from_secs(2);
     let mut in_flight = 256;
@@ -127,7 +136,14 @@ fn parse_args() -> Result<Args, Error> {
     }
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--in-process" => mode = Some(Mode::InProcess { memory, websocket }),
+            "--in-process" => {
+                mode = Some(Mode::InProcess {
+                    memory,
+                    websocket,
+                    relay,
+                })
+            }
+            "--relay-after-durable" => relay = RelayMode::AfterDurable,
             "--memory" => memory = true,
             "--websocket" => websocket = true,
             "--ws" => {
@@ -161,7 +177,11 @@ fn parse_args() -> Result<Args, Error> {
     }
     // `--memory`/`--websocket` may come after `--in-process`.
     let mode = match mode.ok_or(format!("--in-process or --ws is required\n{USAGE}"))? {
-        Mode::InProcess { .. } => Mode::InProcess { memory, websocket },
+        Mode::InProcess { .. } => Mode::InProcess {
+            memory,
+            websocket,
+            relay,
+        },
         ws => ws,
     };
     let workload = match workload_name.as_deref() {
@@ -646,7 +666,11 @@ async fn run() -> Result<(), Error> {
             Target::Ws(url.trim_end_matches('/').to_owned()),
             args.server_pid,
         ),
-        Mode::InProcess { memory, websocket } => {
+        Mode::InProcess {
+            memory,
+            websocket,
+            relay,
+        } => {
             let store = if *memory {
                 DocumentStore::new(MemoryStorage::new())
             } else {
@@ -655,7 +679,9 @@ async fn run() -> Result<(), Error> {
                 temp = Some(dir);
                 store
             };
-            let config = ServerConfig::default().with_idle_timeout(Duration::from_secs(1));
+            let config = ServerConfig::default()
+                .with_idle_timeout(Duration::from_secs(1))
+                .with_relay(*relay);
             let engine = Server::new(store).with_config(config);
             server = Some(engine.clone());
             let target = if *websocket {

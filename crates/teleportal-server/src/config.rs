@@ -16,6 +16,46 @@ pub struct ServerConfig {
     /// How many recent message ids each document remembers, so a retransmitted message is
     /// acknowledged but applied once (default 1024).
     pub dedup_window: usize,
+    /// When an update reaches the document's other clients and nodes: before or after the
+    /// store reports it durable (default [`RelayMode::BeforeDurable`]). The sender's ACK always
+    /// waits for durability.
+    pub relay: RelayMode,
+}
+
+/// When an incoming update is relayed to the document's other local clients, relative to its
+/// durable append (publishing on pub/sub for other nodes always follows the append). In both
+/// modes the sender's ACK is sent only after the append returned `Ok` (an ACK always means
+/// durable), relays go out in the order the connection sent the updates, and a retransmitted
+/// message (same id) is relayed at most once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RelayMode {
+    /// Relay to the document's other local clients as soon as the update is valid (it decodes
+    /// and was converted) and the write permission check passed, then store it; the ACK and
+    /// the pub/sub publication wait for the append. Until the append ends, sync answers of the
+    /// session include the update, so a client joining in between does not miss it; other
+    /// nodes only see stored updates, hence publishing after the append.
+    ///
+    /// If the append then fails, the sender gets a NACK as in
+    /// [`AfterDurable`](Self::AfterDurable), but the other clients may already hold the
+    /// update. No acknowledged data can be lost: the sender keeps unacknowledged updates and
+    /// retransmits them, and the CRDT merge makes a later successful store converge with what
+    /// the others already applied.
+    ///
+    /// The one failure that a retransmission cannot fix is a document past the store's hard
+    /// size limit ([`SizeLimits::max_size`](teleportal_storage::SizeLimits)). So when the
+    /// store has one, an update is relayed early only if the document's last known size (the
+    /// previous append's receipt, or the stored metadata once) plus the sizes of this node's
+    /// appends still in flight plus this update stays below the limit; otherwise it
+    /// is stored first and relayed only once stored, and a rejected update is never relayed.
+    /// Appends by other nodes to shared storage are seen only with the next receipt, so with
+    /// several nodes writing one document close to its limit, keep headroom or use
+    /// [`AfterDurable`](Self::AfterDurable).
+    #[default]
+    BeforeDurable,
+    /// Store first; relay and publish only once the append returned `Ok`. A failed append is
+    /// never relayed. Delivery to other clients then waits for the store's fsync.
+    AfterDurable,
 }
 
 impl Default for ServerConfig {
@@ -25,6 +65,7 @@ impl Default for ServerConfig {
             send_queue: 1024,
             max_message_size: teleportal_core::codec::DEFAULT_MAX_MESSAGE_SIZE,
             dedup_window: 1024,
+            relay: RelayMode::default(),
         }
     }
 }
@@ -51,6 +92,12 @@ impl ServerConfig {
     /// Sets how many recent message ids each document remembers for deduplication.
     pub fn with_dedup_window(mut self, dedup_window: usize) -> Self {
         self.dedup_window = dedup_window.max(1);
+        self
+    }
+
+    /// Sets when updates are relayed relative to their durable append.
+    pub fn with_relay(mut self, relay: RelayMode) -> Self {
+        self.relay = relay;
         self
     }
 }

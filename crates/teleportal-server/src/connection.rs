@@ -38,7 +38,11 @@ pub fn permission_denied_reason(document: &str) -> String {
 ///
 /// Every message is checked with the server's [`PermissionChecker`](crate::PermissionChecker)
 /// before it has any effect; every non-ack message is answered with an ACK once applied (for
-/// updates: once the store reports them durable) or a NACK saying why not. Pings get pongs.
+/// updates: once the store reports them durable) or a NACK saying why not. Updates reach the
+/// document's other clients before or after their append as
+/// [`ServerConfig::relay`](crate::ServerConfig::relay) says: with the default
+/// [`RelayMode::BeforeDurable`](crate::RelayMode), an update whose append fails is NACKed but
+/// may already be with the others (the sender retransmits it; see [`RelayMode`](crate::RelayMode)). Pings get pongs.
 /// Documents are multiplexed by name: the connection joins a document's session on its first
 /// message for it.
 ///
@@ -70,6 +74,7 @@ where
         client,
         registration,
         storing: HashSet::new(),
+        relay_late: 0,
     };
     let result = connection.run(&mut incoming, &mut outgoing).await;
     match result {
@@ -86,6 +91,9 @@ struct Connection {
     /// Ids of the updates being stored, so a retransmission waits for its original and is
     /// then recognised as a duplicate.
     storing: HashSet<MessageId>,
+    /// Updates being stored whose relay waits for their append: while there are any, later
+    /// updates wait too, so relays keep the order the updates came in.
+    relay_late: usize,
 }
 
 /// An update whose append finished (or failed); the connection relays and acknowledges it.
@@ -93,6 +101,8 @@ struct Stored {
     id: MessageId,
     session: Arc<Session>,
     forms: UpdateForms,
+    /// Relayed before it was stored ([`RelayMode::BeforeDurable`](crate::RelayMode)).
+    relayed: bool,
     result: Result<(), ServerError>,
 }
 
@@ -209,12 +219,26 @@ impl Connection {
             Ok(None) => Next::Replies(vec![ack(id)]),
             Ok(Some((session, forms))) => {
                 self.storing.insert(id);
+                let early = if self.relay_late == 0 {
+                    session.may_relay_early(&forms).await
+                } else {
+                    None
+                };
+                let relayed = early.is_some();
+                let pending = if relayed {
+                    session.relay_early(self.registration.peer.id, &forms, Some(id))
+                } else {
+                    self.relay_late += 1;
+                    None
+                };
                 Next::Storing(Box::pin(async move {
-                    let result = session.store_update(&forms, Some(id)).await;
+                    let result = session.store_update(&forms, Some(id), early).await;
+                    drop(pending);
                     Stored {
                         id,
                         session,
                         forms,
+                        relayed,
                         result,
                     }
                 }))
@@ -222,15 +246,23 @@ impl Connection {
         }
     }
 
-    /// Relays a stored update and returns its ACK, or the NACK of a failed one.
+    /// Relays a stored update (unless it was relayed before storing) and returns its ACK, or
+    /// the NACK of a failed one.
     async fn finish(&mut self, stored: Stored) -> Frame {
         self.storing.remove(&stored.id);
+        if !stored.relayed {
+            self.relay_late -= 1;
+        }
         match stored.result {
             Ok(()) => {
-                stored
-                    .session
-                    .relay_update(self.registration.peer.id, &stored.forms)
-                    .await;
+                if stored.relayed {
+                    stored.session.publish_update(&stored.forms).await;
+                } else {
+                    stored
+                        .session
+                        .relay_update(self.registration.peer.id, &stored.forms, Some(stored.id))
+                        .await;
+                }
                 ack(stored.id)
             }
             Err(error) => nack(stored.id, error.chain()),

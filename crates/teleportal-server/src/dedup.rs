@@ -25,9 +25,10 @@ impl RecentIds {
         self.ids.contains(id)
     }
 
-    pub(crate) fn insert(&mut self, id: MessageId) {
+    /// Remembers `id`; false if it was already known.
+    pub(crate) fn insert(&mut self, id: MessageId) -> bool {
         if !self.ids.insert(id) {
-            return;
+            return false;
         }
         self.order.push_back(id);
         while self.order.len() > self.capacity {
@@ -35,6 +36,7 @@ impl RecentIds {
                 self.ids.remove(&old);
             }
         }
+        true
     }
 }
 

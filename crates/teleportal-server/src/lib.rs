@@ -80,7 +80,7 @@ mod session;
 mod y_protocols;
 
 pub use client::{ClientContext, CloseReason};
-pub use config::ServerConfig;
+pub use config::{RelayMode, ServerConfig};
 pub use connection::{E2EE_UNSUPPORTED, ENCRYPTION_MISMATCH, permission_denied_reason, serve};
 pub use error::{BoxError, ServerError};
 pub use permission::{Access, AllowAll, PermissionChecker};

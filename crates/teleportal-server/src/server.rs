@@ -195,6 +195,7 @@ impl Server {
                     self.pubsub.clone(),
                     subscription,
                     self.config.dedup_window,
+                    self.config.relay,
                 )
             })
             .clone();

@@ -13,14 +13,14 @@ use teleportal_core::{
     PresenceMessage, Update, YMessage,
 };
 use teleportal_pubsub::{NodePubSub, PubSubError, Subscription, document_topic};
-use teleportal_storage::{DocumentId, DocumentStore};
+use teleportal_storage::{AppendReceipt, DocumentId, DocumentStore, Seq};
 use tokio::task::JoinHandle;
 
-use crate::ServerError;
 use crate::awareness::AwarenessStates;
 use crate::convert::{self, UpdateForms};
 use crate::dedup::RecentIds;
 use crate::peer::{Broadcast, Peer};
+use crate::{RelayMode, ServerError};
 
 /// The encryption mode of a session did not match a message's flag.
 #[derive(Debug)]
@@ -31,6 +31,60 @@ struct Peers {
     by_id: HashMap<u64, Peer>,
     /// Bumped on every join, so an idle timer armed before a join knows it is stale.
     epoch: u64,
+}
+
+/// What the session knows of its document's stored size, for relaying early under a hard
+/// size limit ([`RelayMode::BeforeDurable`]).
+#[derive(Debug, Default)]
+struct SizeEstimate {
+    /// The size after the newest append seen (by sequence number), or from the metadata.
+    known: Option<(Seq, u64)>,
+    /// Bytes of this node's appends that have not finished (relayed early or not).
+    reserved: u64,
+}
+
+/// Bytes of an append in flight, counted in [`SizeEstimate::reserved`] until dropped (also
+/// when the append is cancelled).
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    size: Arc<Mutex<SizeEstimate>>,
+    bytes: u64,
+}
+
+impl Reservation {
+    fn new(size: &Arc<Mutex<SizeEstimate>>, bytes: u64) -> Self {
+        lock(size).reserved += bytes;
+        Reservation {
+            size: Arc::clone(size),
+            bytes,
+        }
+    }
+}
+
+/// Updates relayed early whose append has not finished, so a client that syncs meanwhile gets
+/// them too: it joined after their relay, and storage may not hold them yet.
+type Unstored = Arc<Mutex<(u64, Vec<(u64, Bytes)>)>>;
+
+/// An update in [`Session::unstored`] until dropped: when its append ended (or was cancelled).
+#[derive(Debug)]
+pub(crate) struct Pending {
+    unstored: Unstored,
+    token: u64,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        lock(&self.unstored)
+            .1
+            .retain(|(token, _)| *token != self.token);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut size = lock(&self.size);
+        size.reserved = size.reserved.saturating_sub(self.bytes);
+    }
 }
 
 /// One open document.
@@ -49,6 +103,13 @@ pub(crate) struct Session {
     awareness: Mutex<AwarenessStates>,
     presence: Mutex<Vec<(u64, PresenceEntry)>>,
     recent: Mutex<RecentIds>,
+    relay: RelayMode,
+    /// Ids relayed recently ([`RelayMode::BeforeDurable`]): a retransmission of an update
+    /// relayed before its append failed is stored again but not relayed again.
+    relayed: Mutex<RecentIds>,
+    size: Arc<Mutex<SizeEstimate>>,
+    /// Updates relayed early, in the store's encoding, until their append ends.
+    unstored: Unstored,
     /// Set by the first doc or awareness message (spec §4.3).
     encrypted: Mutex<Option<bool>>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -77,6 +138,7 @@ impl Session {
         pubsub: Option<NodePubSub>,
         subscription: Option<Subscription>,
         dedup_window: usize,
+        relay: RelayMode,
     ) -> Arc<Session> {
         let session = Arc::new(Session {
             name: Arc::from(name),
@@ -88,6 +150,10 @@ impl Session {
             awareness: Mutex::default(),
             presence: Mutex::default(),
             recent: Mutex::new(RecentIds::new(dedup_window)),
+            relay,
+            relayed: Mutex::new(RecentIds::new(dedup_window)),
+            size: Arc::default(),
+            unstored: Arc::default(),
             encrypted: Mutex::new(None),
             task: Mutex::new(None),
         });
@@ -136,19 +202,40 @@ impl Session {
 
     /// What a peer with `state_vector` lacks (in the store's encoding), and the stored state
     /// vector.
+    ///
+    /// Updates relayed early and not stored yet are included: the caller joined the session
+    /// before asking, so it gets every later relay, and the updates relayed before it joined
+    /// are either stored before the read below or still listed here (taken before the read).
     pub(crate) async fn sync_state(
         &self,
         state_vector: &[u8],
     ) -> Result<(Bytes, Bytes), ServerError> {
+        let unstored: Vec<Bytes> = lock(&self.unstored)
+            .1
+            .iter()
+            .map(|(_, update)| update.clone())
+            .collect();
         let state = self
             .store
             .read(&self.doc)
             .await
             .map_err(|source| self.storage_error(source))?;
+        let mut update = state.update;
+        if !unstored.is_empty() {
+            let mut all = Vec::with_capacity(unstored.len() + 1);
+            all.push(update.clone());
+            all.extend(unstored);
+            match self.store.encoding().merge(&all) {
+                Ok(merged) => update = merged,
+                Err(error) => {
+                    tracing::warn!(document = %self.name, %error, "unstored updates do not merge");
+                }
+            }
+        }
         let diff = self
             .store
             .encoding()
-            .diff(&state.update, state_vector)
+            .diff(&update, state_vector)
             .map_err(|source| ServerError::InvalidStateVector {
                 document: self.name.to_string(),
                 source,
@@ -197,23 +284,82 @@ impl Session {
         lock(&self.recent).contains(id)
     }
 
-    /// Stores an update durably, then relays it to the other clients and nodes.
+    /// Stores an update durably and relays it to the other clients and nodes: first the relay
+    /// when [`may_relay_early`](Self::may_relay_early) allows it, else once stored.
     ///
     /// # Errors
-    /// The store's error; nothing is relayed then.
+    /// The store's error; the update was relayed already only if it was relayed early.
     pub(crate) async fn apply_update(
         &self,
         from: u64,
         forms: &UpdateForms,
         id: Option<MessageId>,
     ) -> Result<(), ServerError> {
-        self.store_update(forms, id).await?;
-        self.relay_update(from, forms).await;
-        Ok(())
+        let early = self.may_relay_early(forms).await;
+        if let Some(reservation) = early {
+            let pending = self.relay_early(from, forms, id);
+            let result = self.store_update(forms, id, Some(reservation)).await;
+            drop(pending);
+            if result.is_ok() {
+                self.publish_update(forms).await;
+            }
+            result
+        } else {
+            self.store_update(forms, id, None).await?;
+            self.relay_update(from, forms, id).await;
+            Ok(())
+        }
+    }
+
+    /// Whether an update may be relayed before it is stored ([`RelayMode::BeforeDurable`], and
+    /// no hard size limit it could hit); `Some` holds what it reserves of the limit, to pass on
+    /// to [`store_update`](Self::store_update).
+    pub(crate) async fn may_relay_early(&self, forms: &UpdateForms) -> Option<Reservation> {
+        if self.relay != RelayMode::BeforeDurable {
+            return None;
+        }
+        let len = forms.stored(self.store.encoding()).len() as u64;
+        let Some(max) = self.store.size_limits().max_size else {
+            return Some(Reservation {
+                size: Arc::clone(&self.size),
+                bytes: 0,
+            });
+        };
+        if lock(&self.size).known.is_none() {
+            // Once per session: later appends keep it current through their receipts.
+            match self.store.metadata(&self.doc).await {
+                Ok(meta) => {
+                    let known = meta.map_or((0, 0), |m| (m.last_seq, m.size));
+                    let mut size = lock(&self.size);
+                    if size.known.is_none_or(|(seq, _)| seq < known.0) {
+                        size.known = Some(known);
+                    }
+                }
+                Err(error) => {
+                    let error = self.storage_error(error);
+                    tracing::debug!(error = %error.chain(), "size unknown; relaying once stored");
+                    return None;
+                }
+            }
+        }
+        // Checked and reserved under one lock, so concurrent connections cannot both fit.
+        let mut size = lock(&self.size);
+        let known = size.known.map_or(0, |(_, bytes)| bytes);
+        let projected = known.saturating_add(size.reserved).saturating_add(len);
+        if projected >= max {
+            return None;
+        }
+        size.reserved += len;
+        Some(Reservation {
+            size: Arc::clone(&self.size),
+            bytes: len,
+        })
     }
 
     /// Stores an update durably and remembers its id; the first half of
     /// [`apply_update`](Self::apply_update), for callers that relay in an order of their own.
+    /// `reserved` is what [`may_relay_early`](Self::may_relay_early) returned for it, if it
+    /// was relayed early.
     ///
     /// # Errors
     /// The store's error.
@@ -221,20 +367,50 @@ impl Session {
         &self,
         forms: &UpdateForms,
         id: Option<MessageId>,
+        reservation: Option<Reservation>,
     ) -> Result<(), ServerError> {
-        self.store
-            .append(&self.doc, forms.stored(self.store.encoding()))
-            .await
-            .map_err(|source| self.storage_error(source))?;
+        let stored = forms.stored(self.store.encoding());
+        // Under a hard limit, every append in flight counts against what may be relayed early.
+        let reservation = match reservation {
+            Some(reservation) => Some(reservation),
+            None if self.store.size_limits().max_size.is_some() => {
+                Some(Reservation::new(&self.size, stored.len() as u64))
+            }
+            None => None,
+        };
+        let result = self.store.append(&self.doc, stored).await;
+        if let Ok(receipt) = &result {
+            self.track_size(receipt);
+        }
+        drop(reservation);
+        result.map_err(|source| self.storage_error(source))?;
         if let Some(id) = id {
             lock(&self.recent).insert(id);
         }
         Ok(())
     }
 
-    /// Relays a stored update to the other clients and nodes: the second half of
-    /// [`apply_update`](Self::apply_update).
-    pub(crate) async fn relay_update(&self, from: u64, forms: &UpdateForms) {
+    /// Takes the document's size from an append's receipt, if it is the newest seen.
+    fn track_size(&self, receipt: &AppendReceipt) {
+        if self.store.size_limits().max_size.is_none() {
+            return;
+        }
+        let mut size = lock(&self.size);
+        if size.known.is_none_or(|(seq, _)| seq < receipt.seq) {
+            size.known = Some((receipt.seq, receipt.size));
+        }
+    }
+
+    /// Relays an update to the other clients and nodes: the second half of
+    /// [`apply_update`](Self::apply_update). With [`RelayMode::BeforeDurable`] an id relayed
+    /// recently is not relayed again.
+    pub(crate) async fn relay_update(&self, from: u64, forms: &UpdateForms, id: Option<MessageId>) {
+        if self.relay == RelayMode::BeforeDurable
+            && let Some(id) = id
+            && !lock(&self.relayed).insert(id)
+        {
+            return;
+        }
         let message = self.update_message(forms);
         self.broadcast(
             Some(from),
@@ -244,6 +420,51 @@ impl Session {
             },
         );
         self.publish(&message).await;
+    }
+
+    /// Relays an update to the other local clients before it is stored and lists it as
+    /// unstored until the returned guard is dropped (once its append ended). Other nodes get it
+    /// from [`publish_update`](Self::publish_update) once stored: a client joining there reads
+    /// shared storage and cannot see this node's unstored list. `None` for an id relayed
+    /// recently: it is not relayed again.
+    pub(crate) fn relay_early(
+        &self,
+        from: u64,
+        forms: &UpdateForms,
+        id: Option<MessageId>,
+    ) -> Option<Pending> {
+        if let Some(id) = id
+            && !lock(&self.relayed).insert(id)
+        {
+            return None;
+        }
+        let pending = {
+            let mut unstored = lock(&self.unstored);
+            unstored.0 += 1;
+            let token = unstored.0;
+            unstored
+                .1
+                .push((token, forms.stored(self.store.encoding())));
+            Pending {
+                unstored: Arc::clone(&self.unstored),
+                token,
+            }
+        };
+        // Listed before the broadcast: a client joining in between either is a peer already
+        // or finds it listed (or stored).
+        self.broadcast(
+            Some(from),
+            Broadcast {
+                frame: Some(Frame::Message(self.update_message(forms))),
+                y: Some(YMessage::Sync(SyncMessage::Update(forms.v1.clone()))),
+            },
+        );
+        Some(pending)
+    }
+
+    /// Publishes a stored update for the other nodes (after [`relay_early`](Self::relay_early)).
+    pub(crate) async fn publish_update(&self, forms: &UpdateForms) {
+        self.publish(&self.update_message(forms)).await;
     }
 
     fn update_message(&self, forms: &UpdateForms) -> Message {

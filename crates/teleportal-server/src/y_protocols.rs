@@ -20,7 +20,9 @@ use crate::{Access, ClientContext, CloseReason, Server, ServerError};
 /// Behaves like the y-websocket server: on connect it sends sync-step-1 with the stored state
 /// vector and the current awareness states; it answers sync-step-1 with sync-step-2 (V1), and
 /// stores, relays and publishes sync-step-2 and update messages (V1, converted to V2 for
-/// Teleportal clients). y-protocols has no acknowledgements: a denied read closes the
+/// Teleportal clients), relaying before or after the durable append as
+/// [`ServerConfig::relay`](crate::ServerConfig::relay) says. y-protocols has no
+/// acknowledgements: a denied read closes the
 /// connection after a permission-denied auth message; a denied write is dropped with a
 /// permission-denied auth message; an update that is not valid Yjs is logged and dropped (as
 /// yjs does); a storage failure closes the connection, so the client resyncs on reconnect.

@@ -126,3 +126,40 @@ async fn lagging_node_resends_the_stored_document_to_its_clients() {
     }
     assert_eq!(replica.text(), "missed");
 }
+
+/// Relaying before durability reaches local clients at once, but another node's clients only
+/// once the update is stored: a client joining there reads shared storage and cannot see the
+/// first node's list of unstored updates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_durable_publishes_only_once_stored() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let store = DocumentStore::new(GatedStorage::new(Arc::clone(&gate)));
+    let bus = MemoryPubSub::new();
+    let servers: Vec<Server> = (0..2)
+        .map(|i| {
+            Server::new(store.clone())
+                .with_pubsub(NodePubSub::new(format!("node-{i}"), bus.clone()))
+        })
+        .collect();
+    let (mut writer, mut local, mut remote) = (
+        Client::connect(&servers[0], "w"),
+        Client::connect(&servers[0], "l"),
+        Client::connect(&servers[1], "r"),
+    );
+    let (local_doc, remote_doc) = (Replica::new(2), Replica::new(3));
+    sync(&mut local, &local_doc, "doc").await;
+    sync(&mut remote, &remote_doc, "doc").await;
+
+    let id = writer.send(update_message("doc", Replica::new(1).type_text("x")));
+    let relayed = local.recv_message().await;
+    assert!(matches!(relayed.body, Body::Doc(DocMessage::Update(_))));
+    remote.assert_quiet(Duration::from_millis(300)).await;
+
+    gate.add_permits(1);
+    assert!(writer.until_ack(id).await.0.is_positive());
+    let published = remote.recv_message().await;
+    remote_doc.apply_message(&published);
+    assert_eq!(remote_doc.text(), "x");
+}

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use common::*;
 use teleportal_core::{Body, ContentEnvelope, DocMessage, Frame, Message, Update};
-use teleportal_server::{E2EE_UNSUPPORTED, ENCRYPTION_MISMATCH, Server};
+use teleportal_server::{E2EE_UNSUPPORTED, ENCRYPTION_MISMATCH, RelayMode, Server, ServerConfig};
 use teleportal_storage::{
     AppendOptions, AppendReceipt, DocumentId, DocumentMetadata, DocumentStorage, DocumentStore,
     MemoryStorage, Seq, StorageError, StoredDocument,
@@ -97,50 +97,10 @@ async fn two_clients_converge_after_concurrent_edits() {
     assert!(want.contains("from a;") && want.contains("from b;"));
 }
 
-/// Storage whose appends wait for a permit: what "durable" looks like when it is slow.
-struct GatedStorage {
-    inner: MemoryStorage,
-    gate: Arc<Semaphore>,
-}
-
-#[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl DocumentStorage for GatedStorage {
-    async fn append(
-        &self,
-        doc: &DocumentId,
-        update: Bytes,
-        options: AppendOptions,
-    ) -> Result<AppendReceipt, StorageError> {
-        self.gate.acquire().await.expect("gate open").forget();
-        self.inner.append(doc, update, options).await
-    }
-    async fn load(&self, doc: &DocumentId) -> Result<StoredDocument, StorageError> {
-        self.inner.load(doc).await
-    }
-    async fn metadata(&self, doc: &DocumentId) -> Result<Option<DocumentMetadata>, StorageError> {
-        self.inner.metadata(doc).await
-    }
-    async fn compact(
-        &self,
-        doc: &DocumentId,
-        upto: Seq,
-        snapshot: Bytes,
-    ) -> Result<(), StorageError> {
-        self.inner.compact(doc, upto, snapshot).await
-    }
-    async fn delete(&self, doc: &DocumentId) -> Result<(), StorageError> {
-        self.inner.delete(doc).await
-    }
-}
-
 #[tokio::test]
 async fn update_is_acked_only_after_storage_append_resolves() {
     let gate = Arc::new(Semaphore::new(0));
-    let storage = GatedStorage {
-        inner: MemoryStorage::new(),
-        gate: Arc::clone(&gate),
-    };
+    let storage = GatedStorage::new(Arc::clone(&gate));
     let server = Server::new(DocumentStore::new(storage));
     let mut client = Client::connect(&server, "alice");
     let replica = Replica::new(1);
@@ -412,8 +372,9 @@ impl DocumentStorage for FailingStorage {
 }
 
 #[tokio::test]
-async fn failed_append_is_nacked_with_the_cause_and_not_relayed() {
-    let server = Server::new(DocumentStore::new(FailingStorage(MemoryStorage::new())));
+async fn failed_append_is_nacked_with_the_cause_and_not_relayed_after_durable() {
+    let server = Server::new(DocumentStore::new(FailingStorage(MemoryStorage::new())))
+        .with_config(ServerConfig::default().with_relay(RelayMode::AfterDurable));
     let mut watcher = Client::connect(&server, "bob");
     sync(&mut watcher, &Replica::new(2), "notes").await;
     let mut writer = Client::connect(&server, "alice");

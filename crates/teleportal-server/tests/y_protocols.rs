@@ -198,3 +198,48 @@ async fn teleportal_update_reaches_y_websocket_client_without_envelope() {
     y_doc.apply_v1(&v1);
     assert_eq!(y_doc.text(), "hi");
 }
+
+/// A y-websocket update reaches a Teleportal client before its append resolves in
+/// `BeforeDurable` mode, and only after it in `AfterDurable` mode.
+#[tokio::test]
+async fn y_websocket_updates_follow_the_relay_mode() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use teleportal_server::{RelayMode, ServerConfig};
+    for relay in [RelayMode::BeforeDurable, RelayMode::AfterDurable] {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let store = teleportal_storage::DocumentStore::new(GatedStorage::new(Arc::clone(&gate)));
+        let server = teleportal_server::Server::new(store)
+            .with_config(ServerConfig::default().with_relay(relay));
+        let mut tp = Client::connect(&server, "tp");
+        let tp_doc = Replica::new(1);
+        sync(&mut tp, &tp_doc, "doc").await;
+        let mut y = YClient::connect(&server, "doc");
+        assert!(matches!(
+            y.recv().await,
+            YMessage::Sync(SyncMessage::Step1(_))
+        ));
+
+        let y_doc = Replica::new(2);
+        y.send(YMessage::Sync(SyncMessage::Update(y_doc.type_text_v1("y"))));
+        if relay == RelayMode::AfterDurable {
+            tp.assert_quiet(Duration::from_millis(300)).await;
+            gate.add_permits(1);
+        }
+        let relayed = tp.recv_message().await;
+        assert!(
+            matches!(relayed.body, Body::Doc(DocMessage::Update(_))),
+            "{relay:?}: expected an update, got {relayed:?}"
+        );
+        tp_doc.apply_message(&relayed);
+        assert_eq!(tp_doc.text(), "y");
+        if relay == RelayMode::BeforeDurable {
+            assert_eq!(
+                stored_text(&server, "doc").await,
+                "",
+                "relayed before stored"
+            );
+            gate.add_permits(1);
+        }
+    }
+}

@@ -199,6 +199,11 @@ impl DocumentStore {
         &self.storage
     }
 
+    /// The per-document size limits of this store.
+    pub fn size_limits(&self) -> SizeLimits {
+        self.limits
+    }
+
     /// The update encoding of this store.
     pub fn encoding(&self) -> UpdateEncoding {
         self.encoding

@@ -263,3 +263,68 @@ pub fn memory_server() -> Server {
         teleportal_storage::MemoryStorage::new(),
     ))
 }
+
+/// Storage whose appends wait for a permit: what "durable" looks like when it is slow. With
+/// `fail` set, an append that got its permit fails instead of storing.
+pub struct GatedStorage {
+    pub inner: teleportal_storage::MemoryStorage,
+    pub gate: std::sync::Arc<tokio::sync::Semaphore>,
+    pub fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl GatedStorage {
+    pub fn new(gate: std::sync::Arc<tokio::sync::Semaphore>) -> Self {
+        GatedStorage {
+            inner: teleportal_storage::MemoryStorage::new(),
+            gate,
+            fail: std::sync::Arc::default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl teleportal_storage::DocumentStorage for GatedStorage {
+    async fn append(
+        &self,
+        doc: &teleportal_storage::DocumentId,
+        update: Bytes,
+        options: teleportal_storage::AppendOptions,
+    ) -> Result<teleportal_storage::AppendReceipt, teleportal_storage::StorageError> {
+        self.gate.acquire().await.expect("gate open").forget();
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(teleportal_storage::StorageError::backend(
+                "disk",
+                std::io::Error::other("disk full"),
+            ));
+        }
+        self.inner.append(doc, update, options).await
+    }
+    async fn load(
+        &self,
+        doc: &teleportal_storage::DocumentId,
+    ) -> Result<teleportal_storage::StoredDocument, teleportal_storage::StorageError> {
+        self.inner.load(doc).await
+    }
+    async fn metadata(
+        &self,
+        doc: &teleportal_storage::DocumentId,
+    ) -> Result<Option<teleportal_storage::DocumentMetadata>, teleportal_storage::StorageError>
+    {
+        self.inner.metadata(doc).await
+    }
+    async fn compact(
+        &self,
+        doc: &teleportal_storage::DocumentId,
+        upto: teleportal_storage::Seq,
+        snapshot: Bytes,
+    ) -> Result<(), teleportal_storage::StorageError> {
+        self.inner.compact(doc, upto, snapshot).await
+    }
+    async fn delete(
+        &self,
+        doc: &teleportal_storage::DocumentId,
+    ) -> Result<(), teleportal_storage::StorageError> {
+        self.inner.delete(doc).await
+    }
+}
