@@ -150,8 +150,10 @@ async fn flooder_is_limited_and_others_updates_still_arrive() {
             Err(code) => break code,
         }
     };
-    // The burst of 5, plus what refilled meanwhile on a slow machine.
-    assert!((5..=20).contains(&positive), "{positive} accepted");
+    // At most the burst of 5 plus what refilled meanwhile on a slow machine was admitted. Not
+    // all of those need be acked: the close after the last tolerated violation can overtake
+    // ACKs still waiting for their durable write, and the client retransmits those later.
+    assert!(positive <= 20, "{positive} accepted");
     assert_eq!(retry, 20, "one NACK per tolerated violation");
     assert_eq!(code, Some(1008));
 }
