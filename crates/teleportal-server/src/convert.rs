@@ -1,12 +1,12 @@
 //! Converting updates between the forms the engine meets: Yjs V1 (storage by default,
 //! y-websocket clients) and Yjs V2 inside a content envelope (Teleportal clients).
 //!
-//! Conversion decodes the update's structs with yrs and re-encodes them; no document is built.
+//! Conversion decodes the update's structs with yrs (through `UpdateEncoding::decode`, which
+//! turns a yrs panic on crafted input into an error) and re-encodes them; no document is built.
 
 use bytes::Bytes;
 use teleportal_core::ContentEnvelope;
-use teleportal_storage::UpdateEncoding;
-use yrs::updates::decoder::Decode;
+use teleportal_storage::{BoxError, UpdateEncoding};
 use yrs::updates::encoder::Encode;
 
 /// One update in both encodings, so every kind of client gets it without converting again.
@@ -23,10 +23,10 @@ pub(crate) struct UpdateForms {
 pub(crate) fn stored_to_envelope(
     encoding: UpdateEncoding,
     bytes: Bytes,
-) -> Result<Bytes, yrs::encoding::read::Error> {
+) -> Result<Bytes, BoxError> {
     let forms = match encoding {
         UpdateEncoding::V2 => {
-            let empty = yrs::Update::decode_v2(&bytes)?.is_empty();
+            let empty = UpdateEncoding::V2.decode(&bytes)?.is_empty();
             UpdateForms {
                 v1: Bytes::new(), // not needed for an envelope
                 v2: bytes,
@@ -39,20 +39,17 @@ pub(crate) fn stored_to_envelope(
 }
 
 /// An update in the store's encoding as V1 (what y-websocket clients take); no work for V1.
-pub(crate) fn stored_to_v1(
-    encoding: UpdateEncoding,
-    bytes: Bytes,
-) -> Result<Bytes, yrs::encoding::read::Error> {
+pub(crate) fn stored_to_v1(encoding: UpdateEncoding, bytes: Bytes) -> Result<Bytes, BoxError> {
     match encoding {
-        UpdateEncoding::V2 => Ok(Bytes::from(yrs::Update::decode_v2(&bytes)?.encode_v1())),
+        UpdateEncoding::V2 => Ok(Bytes::from(UpdateEncoding::V2.decode(&bytes)?.encode_v1())),
         _ => Ok(bytes),
     }
 }
 
 impl UpdateForms {
     /// From a Yjs V2 update (a Teleportal envelope's structure update).
-    pub(crate) fn from_v2(v2: Bytes) -> Result<Self, yrs::encoding::read::Error> {
-        let update = yrs::Update::decode_v2(&v2)?;
+    pub(crate) fn from_v2(v2: Bytes) -> Result<Self, BoxError> {
+        let update = UpdateEncoding::V2.decode(&v2)?;
         Ok(UpdateForms {
             v1: Bytes::from(update.encode_v1()),
             empty: update.is_empty(),
@@ -61,8 +58,8 @@ impl UpdateForms {
     }
 
     /// From a Yjs V1 update (y-websocket, or storage).
-    pub(crate) fn from_v1(v1: Bytes) -> Result<Self, yrs::encoding::read::Error> {
-        let update = yrs::Update::decode_v1(&v1)?;
+    pub(crate) fn from_v1(v1: Bytes) -> Result<Self, BoxError> {
+        let update = UpdateEncoding::V1.decode(&v1)?;
         Ok(UpdateForms {
             v2: Bytes::from(update.encode_v2()),
             empty: update.is_empty(),
@@ -71,10 +68,7 @@ impl UpdateForms {
     }
 
     /// From an update in the store's encoding.
-    pub(crate) fn from_stored(
-        encoding: UpdateEncoding,
-        bytes: Bytes,
-    ) -> Result<Self, yrs::encoding::read::Error> {
+    pub(crate) fn from_stored(encoding: UpdateEncoding, bytes: Bytes) -> Result<Self, BoxError> {
         match encoding {
             UpdateEncoding::V2 => Self::from_v2(bytes),
             // V1 is the default and what any future encoding is compared against.
@@ -106,6 +100,7 @@ mod tests {
     // A document plays the client that produced the update.
     #![allow(clippy::disallowed_types)]
 
+    use yrs::updates::decoder::Decode;
     use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact};
 
     use super::*;

@@ -55,7 +55,7 @@ pub enum ServerError {
         document: String,
         /// What yrs reported.
         #[source]
-        source: yrs::encoding::read::Error,
+        source: BoxError,
     },
     /// A sync-step-1's state vector did not decode.
     #[error("invalid state vector for document {document}")]

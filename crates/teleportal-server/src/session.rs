@@ -272,7 +272,7 @@ impl Session {
         }
     }
 
-    fn invalid_update(&self, source: yrs::encoding::read::Error) -> ServerError {
+    fn invalid_update(&self, source: teleportal_storage::BoxError) -> ServerError {
         ServerError::InvalidUpdate {
             document: self.name.to_string(),
             source,

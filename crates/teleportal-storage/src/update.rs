@@ -48,9 +48,19 @@ impl UpdateEncoding {
     /// # Errors
     /// What yrs reports for bytes that are not an update.
     pub fn validate(self, update: &[u8]) -> Result<(), BoxError> {
+        self.decode(update).map(drop)
+    }
+
+    /// Decodes an update's structs (no document is built), for callers that re-encode it in
+    /// another encoding. The one place bytes from the network become a `yrs::Update`: a panic
+    /// in yrs on crafted input is reported as an error.
+    ///
+    /// # Errors
+    /// What yrs reports for bytes that are not an update in this encoding.
+    pub fn decode(self, update: &[u8]) -> Result<yrs::Update, BoxError> {
         guarded(|| match self {
-            UpdateEncoding::V1 => yrs::Update::decode_v1(update).map(drop),
-            UpdateEncoding::V2 => yrs::Update::decode_v2(update).map(drop),
+            UpdateEncoding::V1 => yrs::Update::decode_v1(update),
+            UpdateEncoding::V2 => yrs::Update::decode_v2(update),
         })
     }
 
