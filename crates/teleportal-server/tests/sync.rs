@@ -335,45 +335,16 @@ async fn sync_answer_includes_current_awareness_states_after_the_ack() {
     );
 }
 
-/// Storage whose appends always fail, as a broken disk would.
-struct FailingStorage(MemoryStorage);
-
-#[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl DocumentStorage for FailingStorage {
-    async fn append(
-        &self,
-        _doc: &DocumentId,
-        _update: Bytes,
-        _options: AppendOptions,
-    ) -> Result<AppendReceipt, StorageError> {
-        Err(StorageError::backend(
-            "disk",
-            std::io::Error::other("disk full"),
-        ))
-    }
-    async fn load(&self, doc: &DocumentId) -> Result<StoredDocument, StorageError> {
-        self.0.load(doc).await
-    }
-    async fn metadata(&self, doc: &DocumentId) -> Result<Option<DocumentMetadata>, StorageError> {
-        self.0.metadata(doc).await
-    }
-    async fn compact(
-        &self,
-        doc: &DocumentId,
-        upto: Seq,
-        snapshot: Bytes,
-    ) -> Result<(), StorageError> {
-        self.0.compact(doc, upto, snapshot).await
-    }
-    async fn delete(&self, doc: &DocumentId) -> Result<(), StorageError> {
-        self.0.delete(doc).await
-    }
-}
-
 #[tokio::test]
 async fn failed_append_is_nacked_with_the_cause_and_not_relayed_after_durable() {
-    let server = Server::new(DocumentStore::new(FailingStorage(MemoryStorage::new())))
+    // Appends always fail, as on a broken disk: the gate is wide open and `fail` is set.
+    let storage = GatedStorage::new(std::sync::Arc::new(tokio::sync::Semaphore::new(
+        tokio::sync::Semaphore::MAX_PERMITS,
+    )));
+    storage
+        .fail
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let server = Server::new(DocumentStore::new(storage))
         .with_config(ServerConfig::default().with_relay(RelayMode::AfterDurable));
     let mut watcher = Client::connect(&server, "bob");
     sync(&mut watcher, &Replica::new(2), "notes").await;
