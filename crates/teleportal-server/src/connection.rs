@@ -13,7 +13,7 @@ use teleportal_core::{
 };
 
 use crate::convert::UpdateForms;
-use crate::peer::{Stop, send};
+use crate::peer::{SEND_BATCH, Stop, drain_batch, send, send_batch};
 use crate::server::Registration;
 use crate::session::Session;
 use crate::{Access, ClientContext, CloseReason, Server, ServerError};
@@ -128,6 +128,7 @@ impl Connection {
         // acknowledged in the order they came, as if handled one by one; any other message
         // waits until the updates before it are done, so it sees them stored.
         let mut storing: FuturesOrdered<BoxFuture<'static, Stored>> = FuturesOrdered::new();
+        let mut batch = Vec::with_capacity(SEND_BATCH);
         loop {
             // Unbiased on purpose: a steady stream of broadcasts must not starve the client's
             // own messages, nor the other way round. A close is also seen by every `send`.
@@ -135,9 +136,8 @@ impl Connection {
                 reason = closer.closed() => return Err(Stop::Closed(reason)),
                 broadcast = self.registration.queue.recv() => {
                     // The registration holds a sender, so the queue never ends while we run.
-                    if let Some(frame) = broadcast.and_then(|b| b.frame.clone()) {
-                        send(outgoing, frame, &closer).await?;
-                    }
+                    drain_batch(broadcast, &mut self.registration.queue, |b| b.frame.clone(), &mut batch);
+                    send_batch(outgoing, &mut batch, &closer).await?;
                 }
                 Some(stored) = storing.next(), if !storing.is_empty() => {
                     let reply = self.finish(stored).await;

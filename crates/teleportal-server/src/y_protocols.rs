@@ -9,7 +9,7 @@ use teleportal_core::y_protocols::{AuthMessage, AwarenessUpdate, SyncMessage};
 
 use crate::connection::{ENCRYPTION_MISMATCH, permission_denied_reason, too_large};
 use crate::convert::UpdateForms;
-use crate::peer::{Stop, send};
+use crate::peer::{SEND_BATCH, Stop, drain_batch, send, send_batch};
 use crate::server::Registration;
 use crate::session::Session;
 use crate::{Access, ClientContext, CloseReason, Server, ServerError};
@@ -115,15 +115,15 @@ impl YConnection {
         if let Some(states) = session.awareness_snapshot() {
             send(outgoing, YMessage::Awareness(states), &closer).await?;
         }
+        let mut batch = Vec::with_capacity(SEND_BATCH);
         loop {
             // Unbiased on purpose: a steady stream of broadcasts must not starve the client's
             // own messages, nor the other way round. A close is also seen by every `send`.
             tokio::select! {
                 reason = closer.closed() => return Err(Stop::Closed(reason)),
                 broadcast = self.registration.queue.recv() => {
-                    if let Some(message) = broadcast.and_then(|b| b.y.clone()) {
-                        send(outgoing, message, &closer).await?;
-                    }
+                    drain_batch(broadcast, &mut self.registration.queue, |b| b.y.clone(), &mut batch);
+                    send_batch(outgoing, &mut batch, &closer).await?;
                 }
                 item = incoming.next() => match item {
                     None => return Ok(()),
