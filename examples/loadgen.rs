@@ -30,8 +30,9 @@
 //! Updates are made with yrs before timing starts. Throughput is updates over the time from
 //! the first send until every receiver had every update; latency is, per update and receiver,
 //! receive time minus send time (updates are matched by order: one writer's updates are relayed
-//! in the order they were acknowledged). After the run every receiver applies what it got to
-//! its own `Doc` and must hold the writer's text.
+//! in the order they were acknowledged). Once all receivers of a document have every update
+//! (not sooner: the checks must not slow deliveries still being timed), each applies what it
+//! got to its own `Doc` and must hold the writer's text.
 //!
 //! Memory is the server's `VmHWM` (peak) and `VmRSS` (idle: after every client left and the
 //! sessions were unloaded) from `/proc/<pid>/status`. In process that is this process, so it
@@ -56,7 +57,7 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use teleportal::core::{Body, ContentEnvelope, DocMessage, Frame, Message, Update};
 use teleportal::server::{ClientContext, RelayMode, Server, ServerConfig, serve};
 use teleportal::storage::{DocumentStore, MemoryStorage, SqliteStorage};
-use tokio::sync::Semaphore;
+use tokio::sync::{Barrier, Semaphore};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, Text, Transact};
@@ -389,10 +390,21 @@ async fn drive_document(
         done: (0..count).map(|_| AtomicUsize::new(0)).collect(),
         needed: receivers.len() + 1,
     });
+    // Receivers check their documents only once all of them have every update: a check is
+    // the load generator's own work and must not slow the deliveries still being timed.
+    let all_received = Arc::new(Barrier::new(receivers.len()));
     let receiving = receivers.into_iter().map(|client| {
         let expected = expected.clone();
         let window = Arc::clone(&window);
-        tokio::spawn(async move { receive(client, count, &expected, base, &window).await })
+        let all_received = Arc::clone(&all_received);
+        tokio::spawn(async move {
+            let received = receive(client, count, base, &window).await;
+            // Reached on failure too, so a failed receiver doesn't leave the others waiting.
+            all_received.wait().await;
+            let (times, updates) = received?;
+            check_document(updates, &expected)?;
+            Ok::<_, Error>(times)
+        })
     });
     let receiving: Vec<_> = receiving.collect();
 
@@ -445,14 +457,13 @@ async fn drive_document(
     Ok(DocRun { sent, received })
 }
 
-/// Receives `count` updates, timing each, then checks the document they make.
+/// Receives `count` updates, timing each; returns the times and the updates' data.
 async fn receive(
     mut client: Client,
     count: usize,
-    expected: &str,
     base: Instant,
     window: &Window,
-) -> Result<Vec<u64>, Error> {
+) -> Result<(Vec<u64>, Vec<Bytes>), Error> {
     let mut times = Vec::with_capacity(count);
     let mut updates = Vec::with_capacity(count);
     while times.len() < count {
@@ -473,6 +484,11 @@ async fn receive(
         }
     }
     drop(client);
+    Ok((times, updates))
+}
+
+/// Applies received updates to a fresh document, which must then hold `expected`.
+fn check_document(updates: Vec<Bytes>, expected: &str) -> Result<(), Error> {
     let doc = Doc::new();
     let text = doc.get_or_insert_text("content");
     for data in updates {
@@ -489,7 +505,7 @@ async fn receive(
         )
         .into());
     }
-    Ok(times)
+    Ok(())
 }
 
 /// Throughput and latency over a set of document runs.
