@@ -662,6 +662,12 @@ async fn run_workload(
     }
 }
 
+// As in the `server` example: jemalloc returns freed memory, so the in-process idle RSS is
+// what the server keeps, not what glibc's arenas hold on to.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match run().await {

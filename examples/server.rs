@@ -99,6 +99,14 @@ fn parse_args() -> Result<Args, Error> {
     })
 }
 
+// The library leaves the allocator to the binary. glibc's malloc kept what 2,000 connections
+// had freed in its per-thread arenas (idle RSS stayed at the ~65 MB peak until `malloc_trim`);
+// jemalloc's background threads hand freed pages back to the OS, so an idle server shrinks to
+// ~19 MB (docs/benchmarks.md, W4).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match run().await {
