@@ -28,9 +28,15 @@
 //! # Ok::<(), teleportal_pubsub::PubSubError>(())
 //! # }).unwrap();
 //! ```
+//!
+//! # Features
+//! - `test-util`: `conformance`, the suite every backend runs
+//!   (`conformance::run_pubsub_suite`).
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "test-util")]
+pub mod conformance;
 mod memory;
 mod node;
 
