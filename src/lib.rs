@@ -11,6 +11,8 @@
 //! | `transport` | `teleportal-transport` | `transport` |
 //! | `server` | `teleportal-server` | `server` |
 //! | `axum` | `teleportal-axum` | `axum` |
+//! | `redis` | `teleportal-redis`: `RedisPubSub` | `redis` |
+//! | `nats` | `teleportal-nats`: `NatsPubSub`, core NATS or JetStream | `nats` |
 //!
 //! ```
 //! use teleportal::core::{DocMessage, Message};
@@ -28,8 +30,12 @@ pub use teleportal_core as core;
 pub use teleportal_auth as auth;
 #[cfg(feature = "axum")]
 pub use teleportal_axum as axum;
+#[cfg(feature = "nats")]
+pub use teleportal_nats as nats;
 #[cfg(feature = "pubsub")]
 pub use teleportal_pubsub as pubsub;
+#[cfg(feature = "redis")]
+pub use teleportal_redis as redis;
 #[cfg(feature = "server")]
 pub use teleportal_server as server;
 #[cfg(feature = "storage")]

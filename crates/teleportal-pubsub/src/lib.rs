@@ -28,9 +28,15 @@
 //! # Ok::<(), teleportal_pubsub::PubSubError>(())
 //! # }).unwrap();
 //! ```
+//!
+//! # Features
+//! - `test-util`: `conformance`, the suite every backend runs
+//!   (`conformance::run_pubsub_suite`).
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "test-util")]
+pub mod conformance;
 mod memory;
 mod node;
 
@@ -57,9 +63,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum PubSubError {
     /// This subscriber fell behind and `missed` frames were dropped; the subscription goes on.
     /// A server should resynchronise the topic's documents from storage.
-    #[error("subscriber fell behind; {missed} frames were dropped")]
+    ///
+    /// Backends also yield it when frames may have been lost without a count, such as after
+    /// their connection to the broker dropped and came back: then `missed` is 0.
+    #[error("subscriber fell behind; {missed} frames were dropped (0: an unknown number)")]
     Lagged {
-        /// How many frames were lost.
+        /// How many frames were lost; 0 when the backend cannot tell.
         missed: u64,
     },
     /// A frame on the bus did not decode as a pub/sub frame.
