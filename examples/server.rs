@@ -22,6 +22,9 @@
 //! with code 1008 and the reason. y-websocket connections have no NACK: their messages over
 //! the limit are held back until allowed, and count as refusals all the same.
 //!
+//! Milestones (spec §11.4: list, get, create, rename, delete, restore) are kept in the same
+//! SQLite database; other RPC methods are answered `501 Unknown RPC method`.
+//!
 //! Once it accepts connections it prints exactly one line to stdout, `listening on
 //! ws://<addr>`, with the real port (`--listen 127.0.0.1:0` picks a free one). On Ctrl-C or
 //! SIGTERM it stops accepting connections, closes every client with a reason, and closes the
@@ -35,6 +38,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use teleportal::server::Server;
+use teleportal::server::rpc::MilestoneRpc;
 use teleportal::storage::{DocumentStore, SqliteStorage};
 
 type Error = Box<dyn std::error::Error>;
@@ -123,7 +127,8 @@ async fn run() -> Result<(), Error> {
     // Kept beside the server so it can be closed (queued writes finished) after the server is.
     let storage = Arc::new(SqliteStorage::open(&args.data)?);
     let store = DocumentStore::from_arc(storage.clone());
-    let server = Server::new(store.clone());
+    // Milestones live in the same database as the documents.
+    let server = Server::new(store.clone()).with_rpc(MilestoneRpc::new(storage.clone()));
 
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;

@@ -7,13 +7,15 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{Sink, Stream, StreamExt};
+use teleportal_core::rpc::UnknownMethod;
 use teleportal_core::{
-    AckMessage, Any, AwarenessMessage, Body, ContentEnvelope, DocMessage, Frame, Message,
-    MessageId, PresenceEntry, PresenceMessage, RpcKind, RpcMessage, RpcPayload, Update,
+    AckMessage, AwarenessMessage, Body, ContentEnvelope, DocMessage, Frame, Message, MessageId,
+    PresenceEntry, PresenceMessage, RpcKind, RpcMessage, RpcPayload, Update,
 };
 
 use crate::convert::UpdateForms;
 use crate::peer::{SEND_BATCH, Stop, drain_batch, send, send_batch};
+use crate::rpc::{RpcError, RpcRequest};
 use crate::server::Registration;
 use crate::session::Session;
 use crate::{Access, ClientContext, CloseReason, Server, ServerError};
@@ -556,46 +558,92 @@ impl Connection {
         encrypted: bool,
         rpc: RpcMessage,
     ) -> Vec<Frame> {
-        if !matches!(rpc.kind, RpcKind::Request) {
-            return vec![nack(
-                id,
-                "RPC streams and responses are not supported by this server",
-            )];
+        match rpc.kind {
+            RpcKind::Request => {}
+            // §11.3: responses from clients are ignored.
+            RpcKind::Response { .. } => return vec![ack(id)],
+            RpcKind::Stream { .. } => {
+                return vec![nack(
+                    id,
+                    "RPC streams from clients are not supported by this server",
+                )];
+            }
         }
-        let access = if is_write_method(&rpc.method) {
+        // §11.3: a request carrying an error payload is ignored.
+        let RpcPayload::Success(payload) = rpc.payload else {
+            return vec![ack(id)];
+        };
+        let access = if teleportal_core::rpc::requires_write(&rpc.method) {
             Access::Write
         } else {
             Access::Read
         };
-        let allowed = document.is_empty() || self.allowed(document, access).await;
-        let (status_code, details, payload) = if allowed {
-            (
-                501,
-                format!("Unknown RPC method: {}", rpc.method),
-                Some(Any::Object(vec![(
-                    "method".into(),
-                    Any::String(rpc.method.clone()),
-                )])),
-            )
-        } else {
-            (403, "Permission denied".to_string(), None)
-        };
-        let response = Message::new(
-            document,
-            encrypted,
-            Body::Rpc(RpcMessage {
-                method: rpc.method,
-                kind: RpcKind::Response {
-                    original_request_id: id.to_string(),
-                },
-                payload: RpcPayload::Error {
-                    status_code,
-                    details: details.clone(),
+        let respond = |kind: RpcKind, payload: RpcPayload, encrypted: bool| {
+            Frame::Message(Message::new(
+                document,
+                encrypted,
+                Body::Rpc(RpcMessage {
+                    method: rpc.method.clone(),
+                    kind,
                     payload,
-                },
-            }),
-        );
-        vec![Frame::Message(response), nack(id, details)]
+                }),
+            ))
+        };
+        let response_kind = || RpcKind::Response {
+            original_request_id: id.to_string(),
+        };
+        if !document.is_empty() && !self.allowed(document, access).await {
+            let error = RpcError::new(403, "Permission denied");
+            return vec![
+                respond(response_kind(), error.to_payload(), encrypted),
+                nack(id, error.details),
+            ];
+        }
+        let server = &self.registration.server;
+        let Some(handler) = server.rpc_handler(&rpc.method) else {
+            let error = UnknownMethod {
+                method: rpc.method.clone(),
+            };
+            let details = format!("Unknown RPC method: {}", rpc.method);
+            return vec![
+                respond(response_kind(), error.to_error(), encrypted),
+                nack(id, details),
+            ];
+        };
+        let request = RpcRequest {
+            client: self.client.clone(),
+            document: document.to_owned(),
+            document_key: self.client.document_key(document).into_owned(),
+            method: rpc.method.clone(),
+            payload,
+            encrypted,
+        };
+        match handler.handle(request).await {
+            Ok(response) => {
+                let encrypted = response.encrypted.unwrap_or(encrypted);
+                let mut frames: Vec<Frame> = response
+                    .parts
+                    .into_iter()
+                    .map(|part| {
+                        let kind = RpcKind::Stream {
+                            original_request_id: id.to_string(),
+                        };
+                        respond(kind, RpcPayload::Success(part), encrypted)
+                    })
+                    .collect();
+                frames.push(respond(
+                    response_kind(),
+                    RpcPayload::Success(response.payload),
+                    encrypted,
+                ));
+                frames.push(ack(id));
+                frames
+            }
+            Err(error) => vec![
+                respond(response_kind(), error.to_payload(), encrypted),
+                nack(id, error.details),
+            ],
+        }
     }
 }
 
@@ -603,18 +651,6 @@ impl Connection {
 /// (spec §7).
 pub(crate) fn too_large(size: usize, max: usize) -> String {
     format!("message-too-large: {size} > {max} bytes")
-}
-
-/// RPC methods that need write permission (spec §11.4).
-fn is_write_method(method: &str) -> bool {
-    matches!(
-        method,
-        "milestoneCreate"
-            | "milestoneUpdateName"
-            | "milestoneDelete"
-            | "milestoneRestore"
-            | "fileUpload"
-    )
 }
 
 fn doc_frame(document: &str, doc: DocMessage) -> Frame {

@@ -60,9 +60,10 @@
 //! # Not supported yet
 //! - Content-encrypted (E2EE) documents: their doc messages are NACKed with
 //!   [`E2EE_UNSUPPORTED`]; encrypted awareness is relayed.
-//! - RPC methods (milestones, files, key registry, attribution): requests get a 501
-//!   `Unknown RPC method` error response and a NACK.
-//! - Rooms: the document name is used as is for storage and pub/sub topics.
+//! - RPC: [`rpc::MilestoneRpc`] answers the milestone methods once registered with
+//!   [`Server::with_rpc`]; files, key registry and attribution have no built-in handler, so
+//!   they get a 501 `Unknown RPC method` error response and a NACK unless the application
+//!   registers its own [`rpc::RpcHandler`]. RPC `stream` messages from clients are NACKed.
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
@@ -75,6 +76,7 @@ mod dedup;
 mod error;
 mod peer;
 mod permission;
+pub mod rpc;
 mod server;
 mod session;
 mod y_protocols;

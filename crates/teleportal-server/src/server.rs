@@ -10,6 +10,7 @@ use teleportal_storage::DocumentStore;
 use tokio::sync::{Notify, mpsc};
 
 use crate::peer::{Broadcast, Closer, Peer};
+use crate::rpc::{RpcHandler, RpcRegistry};
 use crate::session::{self, Session};
 use crate::{
     Access, AllowAll, ClientContext, CloseReason, PermissionChecker, ServerConfig, ServerError,
@@ -45,6 +46,7 @@ pub struct Server {
     config: Arc<ServerConfig>,
     permissions: Arc<dyn PermissionChecker>,
     pubsub: Option<NodePubSub>,
+    rpc: Arc<RpcRegistry>,
     state: Arc<State>,
 }
 
@@ -54,6 +56,7 @@ impl fmt::Debug for Server {
             .field("store", &self.store)
             .field("config", &self.config)
             .field("pubsub", &self.pubsub)
+            .field("rpc", &self.rpc)
             .finish_non_exhaustive()
     }
 }
@@ -66,6 +69,7 @@ impl Server {
             config: Arc::new(ServerConfig::default()),
             permissions: Arc::new(AllowAll),
             pubsub: None,
+            rpc: Arc::default(),
             state: Arc::default(),
         }
     }
@@ -86,6 +90,18 @@ impl Server {
     pub fn with_pubsub(mut self, pubsub: NodePubSub) -> Self {
         self.pubsub = Some(pubsub);
         self
+    }
+
+    /// Answers RPC requests for the handler's methods (see [`crate::rpc`]); a method named by
+    /// an earlier handler is taken over. Methods with no handler get `501 Unknown RPC method`.
+    pub fn with_rpc(mut self, handler: impl RpcHandler) -> Self {
+        Arc::make_mut(&mut self.rpc).register(Arc::new(handler));
+        self
+    }
+
+    /// The handler registered for an RPC method.
+    pub(crate) fn rpc_handler(&self, method: &str) -> Option<Arc<dyn RpcHandler>> {
+        self.rpc.get(method).cloned()
     }
 
     /// The configuration.

@@ -33,10 +33,14 @@ pub struct Client {
 
 impl Client {
     pub fn connect(server: &Server, client_id: &str) -> Self {
+        Self::connect_with(server, ClientContext::new(client_id))
+    }
+
+    /// Connects with a prepared context (namespace, user, identity).
+    pub fn connect_with(server: &Server, context: ClientContext) -> Self {
         let (tx, incoming) = mpsc::unbounded();
         let (outgoing, rx) = mpsc::unbounded();
         let server = server.clone();
-        let context = ClientContext::new(client_id);
         let driver = tokio::spawn(async move { serve(&server, context, incoming, outgoing).await });
         Client { tx, rx, driver }
     }
