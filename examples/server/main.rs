@@ -22,6 +22,12 @@
 //! with code 1008 and the reason. y-websocket connections have no NACK: their messages over
 //! the limit are held back until allowed, and count as refusals all the same.
 //!
+//! With `--pubsub URL` several servers sharing one storage form a cluster: each publishes
+//! what its clients write on the bus and relays what the others publish. `redis://…` uses
+//! Redis pub/sub (feature `redis`), `nats://…` core NATS and `nats+jetstream://…` NATS with
+//! JetStream replay (feature `nats`); `--node-id NAME` names this node on the bus (default:
+//! host name and process id), and must differ between nodes.
+//!
 //! Milestones (spec §11.4: list, get, create, rename, delete, restore) are kept in the same
 //! SQLite database; other RPC methods are answered `501 Unknown RPC method`.
 //!
@@ -29,6 +35,8 @@
 //! ws://<addr>`, with the real port (`--listen 127.0.0.1:0` picks a free one). On Ctrl-C or
 //! SIGTERM it stops accepting connections, closes every client with a reason, and closes the
 //! database after its queued writes.
+
+mod backends;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -45,7 +53,8 @@ type Error = Box<dyn std::error::Error>;
 
 const USAGE: &str =
     "usage: server [--listen ADDR] [--data DIR] [--jwt-secret SECRET] [--rate-limit N]
-    (defaults 127.0.0.1:1234, ./data, no authentication, no rate limit)";
+              [--pubsub redis://…|nats://…|nats+jetstream://…] [--node-id NAME]
+    (defaults 127.0.0.1:1234, ./data, no authentication, no rate limit, a single node)";
 
 /// Refused messages a connection may send before `--rate-limit` disconnects it.
 const MAX_VIOLATIONS: u32 = 50;
@@ -55,6 +64,8 @@ struct Args {
     data: PathBuf,
     jwt_secret: Option<String>,
     rate_limit: Option<u32>,
+    pubsub: Option<backends::PubSubUrl>,
+    node_id: Option<String>,
 }
 
 fn parse_args() -> Result<Args, Error> {
@@ -62,6 +73,8 @@ fn parse_args() -> Result<Args, Error> {
     let mut data = PathBuf::from("./data");
     let mut jwt_secret = None;
     let mut rate_limit = None;
+    let mut pubsub = None;
+    let mut node_id = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -88,6 +101,17 @@ fn parse_args() -> Result<Args, Error> {
                     .ok_or_else(|| format!("--rate-limit {n:?}: not a positive number"))?;
                 rate_limit = Some(n);
             }
+            "--pubsub" => {
+                let url = args.next().ok_or("--pubsub needs a URL")?;
+                pubsub = Some(backends::PubSubUrl::parse(&url)?);
+            }
+            "--node-id" => {
+                let id = args.next().ok_or("--node-id needs a name")?;
+                if id.is_empty() {
+                    return Err("--node-id must not be empty".into());
+                }
+                node_id = Some(id);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -100,6 +124,8 @@ fn parse_args() -> Result<Args, Error> {
         data,
         jwt_secret,
         rate_limit,
+        pubsub,
+        node_id,
     })
 }
 
@@ -128,7 +154,15 @@ async fn run() -> Result<(), Error> {
     let storage = Arc::new(SqliteStorage::open(&args.data)?);
     let store = DocumentStore::from_arc(storage.clone());
     // Milestones live in the same database as the documents.
-    let server = Server::new(store.clone()).with_rpc(MilestoneRpc::new(storage.clone()));
+    let mut server = Server::new(store.clone()).with_rpc(MilestoneRpc::new(storage.clone()));
+    if let Some(url) = &args.pubsub {
+        let node_id = args
+            .node_id
+            .clone()
+            .unwrap_or_else(backends::default_node_id);
+        server = server.with_pubsub(backends::connect_pubsub(url, &node_id).await?);
+        eprintln!("server: node {node_id} on {url:?}");
+    }
 
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;

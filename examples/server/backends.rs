@@ -1,0 +1,100 @@
+//! The example server's optional backends, each behind its facade feature: the flags are
+//! always parsed, and a backend built without its feature is a clear error at startup.
+
+use teleportal::pubsub::NodePubSub;
+
+use crate::Error;
+
+/// Which bus `--pubsub URL` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PubSubUrl {
+    /// `redis://…` (or `rediss://…`).
+    Redis(String),
+    /// `nats://…`: core NATS.
+    Nats(String),
+    /// `nats+jetstream://…`: NATS with a JetStream stream, so a restarted node replays what it
+    /// missed.
+    JetStream(String),
+}
+
+impl PubSubUrl {
+    pub(crate) fn parse(url: &str) -> Result<Self, Error> {
+        if url.starts_with("redis://") || url.starts_with("rediss://") {
+            Ok(PubSubUrl::Redis(url.to_owned()))
+        } else if let Some(rest) = url.strip_prefix("nats+jetstream://") {
+            Ok(PubSubUrl::JetStream(format!("nats://{rest}")))
+        } else if url.starts_with("nats://") {
+            Ok(PubSubUrl::Nats(url.to_owned()))
+        } else {
+            Err(
+                format!("--pubsub {url:?}: expected redis://…, nats://… or nats+jetstream://…")
+                    .into(),
+            )
+        }
+    }
+}
+
+/// Connects the bus and wraps it with this node's id.
+pub(crate) async fn connect_pubsub(url: &PubSubUrl, node_id: &str) -> Result<NodePubSub, Error> {
+    match url {
+        #[cfg(feature = "redis")]
+        PubSubUrl::Redis(url) => {
+            let bus = teleportal::redis::RedisPubSub::connect(url).await?;
+            Ok(NodePubSub::new(node_id, bus))
+        }
+        #[cfg(feature = "nats")]
+        PubSubUrl::Nats(url) => {
+            let bus = teleportal::nats::NatsPubSub::connect(url).await?;
+            Ok(NodePubSub::new(node_id, bus))
+        }
+        #[cfg(feature = "nats")]
+        PubSubUrl::JetStream(url) => {
+            let bus = teleportal::nats::NatsPubSub::jetstream(url, node_id).await?;
+            Ok(NodePubSub::new(node_id, bus))
+        }
+        #[allow(unreachable_patterns)]
+        other => {
+            let _ = node_id;
+            Err(missing_feature(match other {
+                PubSubUrl::Redis(_) => "redis",
+                PubSubUrl::Nats(_) | PubSubUrl::JetStream(_) => "nats",
+            }))
+        }
+    }
+}
+
+fn missing_feature(feature: &str) -> Error {
+    format!(
+        "this server was built without the `{feature}` feature; run it with \
+         `cargo run --release --features {feature} --example server -- …`"
+    )
+    .into()
+}
+
+/// A node id for this process when `--node-id` is not given: host name and process id.
+pub(crate) fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pubsub_urls_pick_the_bus() {
+        assert_eq!(
+            PubSubUrl::parse("redis://127.0.0.1:6379").unwrap(),
+            PubSubUrl::Redis("redis://127.0.0.1:6379".into())
+        );
+        assert_eq!(
+            PubSubUrl::parse("nats+jetstream://127.0.0.1:4222").unwrap(),
+            PubSubUrl::JetStream("nats://127.0.0.1:4222".into())
+        );
+        assert!(PubSubUrl::parse("kafka://x").is_err());
+    }
+}
