@@ -8,6 +8,15 @@ use teleportal_storage::StorageError;
 use crate::pg_error;
 
 /// The schema a store uses unless told otherwise.
+///
+/// ```
+/// use teleportal_postgres::{DEFAULT_SCHEMA, PostgresConfig};
+///
+/// let config = PostgresConfig::from_url("postgres://postgres@localhost/test")?;
+/// assert_eq!(config.schema(), DEFAULT_SCHEMA);
+/// assert!(config.migrate_on_connect());
+/// # Ok::<(), teleportal_storage::StorageError>(())
+/// ```
 pub const DEFAULT_SCHEMA: &str = "teleportal";
 
 /// Where [`PostgresStorage`](crate::PostgresStorage) connects, in which schema, with how many
@@ -113,6 +122,15 @@ impl PostgresConfig {
 impl From<tokio_postgres::Config> for PostgresConfig {
     /// A configuration from a driver configuration; defaults as in
     /// [`from_url`](PostgresConfig::from_url).
+    ///
+    /// ```
+    /// use teleportal_postgres::PostgresConfig;
+    ///
+    /// let mut pg = tokio_postgres::Config::new();
+    /// pg.host("127.0.0.1").user("postgres").dbname("test");
+    /// let config = PostgresConfig::from(pg).with_schema("collab");
+    /// assert_eq!(config.schema(), "collab");
+    /// ```
     fn from(pg: tokio_postgres::Config) -> Self {
         PostgresConfig {
             pg,

@@ -102,6 +102,7 @@ impl DocumentStorage for PostgresStorage {
             .await
             .map_err(pg_error)?;
         let Some(counters) = counters(&tx, doc, "").await? else {
+            tx.commit().await.map_err(pg_error)?;
             return Ok(StoredDocument::default());
         };
         let snapshot = match counters.snapshot_len {
@@ -169,11 +170,12 @@ impl DocumentStorage for PostgresStorage {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
         let Some(counters) = counters(&tx, doc, " FOR UPDATE").await? else {
-            return Ok(()); // Never written: nothing to fold.
+            return tx.commit().await.map_err(pg_error); // Never written: nothing to fold.
         };
         // Another compaction (or a delete) got there first, or `upto` was never appended.
         if upto <= counters.snapshot_seq || upto > counters.last_seq {
-            return Ok(()); // Dropping the transaction rolls it back, releasing the lock.
+            // Ends the transaction now, releasing the row lock before the connection is reused.
+            return tx.commit().await.map_err(pg_error);
         }
         // `upto <= last_seq`, which came from a BIGINT.
         let upto_sql = i64::try_from(upto).map_err(|_| StorageError::corrupt("seq overflow"))?;
@@ -214,7 +216,7 @@ impl DocumentStorage for PostgresStorage {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
         let Some(counters) = counters(&tx, doc, " FOR UPDATE").await? else {
-            return Ok(());
+            return tx.commit().await.map_err(pg_error);
         };
         execute(&tx, "DELETE FROM updates WHERE doc = $1", &[&counters.id]).await?;
         execute(&tx, "DELETE FROM snapshots WHERE doc = $1", &[&counters.id]).await?;

@@ -121,7 +121,8 @@ impl FileStorage for PostgresStorage {
         )
         .await?;
         if inserted == 0 {
-            return Ok(()); // Content-addressed: the stored file has these very bytes.
+            // Content-addressed: the stored file has these very bytes.
+            return tx.commit().await.map_err(pg_error);
         }
         insert_chunks(&tx, "file_chunks", "file", &values.id, &chunks).await?;
         tx.commit().await.map_err(pg_error)

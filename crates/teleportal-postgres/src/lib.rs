@@ -120,7 +120,8 @@ impl PostgresStorage {
     /// unreachable server fails here rather than on the first write.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), teleportal_storage::StorageError> {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), teleportal_storage::StorageError> {
     /// use teleportal_postgres::{PostgresConfig, PostgresStorage};
     ///
     /// let config = PostgresConfig::from_url("postgres://postgres@127.0.0.1:5432/test")?;
@@ -165,7 +166,8 @@ impl PostgresStorage {
     /// (`pg_advisory_xact_lock`), and the later ones find the work done.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), teleportal_storage::StorageError> {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), teleportal_storage::StorageError> {
     /// use teleportal_postgres::{PostgresConfig, PostgresStorage};
     ///
     /// // A deploy step migrates; the servers connect without migrating.
@@ -186,13 +188,26 @@ impl PostgresStorage {
         schema::migrate(&mut client, &self.schema).await
     }
 
-    /// The schema the tables live in.
+    /// The schema the tables live in (see the example on [`PostgresStorage`]).
     pub fn schema(&self) -> &str {
         &self.schema
     }
 
     /// Closes the pool: idle connections close now, connections in use when returned, and
-    /// later operations fail with [`StorageError::Backend`].
+    /// later operations fail with [`StorageError::Backend`]. Clones share the pool, so they
+    /// are closed too.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), teleportal_storage::StorageError> {
+    /// use teleportal_postgres::{PostgresConfig, PostgresStorage};
+    ///
+    /// let config = PostgresConfig::from_url("postgres://postgres@127.0.0.1:5432/test")?;
+    /// let storage = PostgresStorage::connect(config).await?;
+    /// storage.close();
+    /// assert!(storage.migrate().await.is_err());
+    /// # Ok(()) }
+    /// ```
     pub fn close(&self) {
         self.pool.close();
     }

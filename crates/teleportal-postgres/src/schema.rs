@@ -5,7 +5,12 @@ use teleportal_storage::StorageError;
 
 use crate::pg_error;
 
-/// The schema version this build writes: the last of [`MIGRATIONS`].
+/// The schema version this build migrates to; each store's schema records the versions it
+/// has in its `teleportal_schema_version` table.
+///
+/// ```
+/// assert!(teleportal_postgres::SCHEMA_VERSION >= 1);
+/// ```
 pub const SCHEMA_VERSION: i64 = 1;
 
 /// One step of the schema, in the order applied.
@@ -62,6 +67,8 @@ pub(crate) async fn migrate(
         .map_err(pg_error)?
         .get(0);
     if current > SCHEMA_VERSION {
+        // Awaited, not left to the drop: the pool may be dropped right after this error.
+        tx.rollback().await.map_err(pg_error)?;
         return Err(StorageError::backend(
             "postgres",
             NewerSchema {

@@ -75,6 +75,7 @@ impl TemporaryUploadStorage for PostgresStorage {
         .ok_or_else(|| not_found("upload", id))?;
         let chunk_count: i64 = row.get(0);
         if i64::from(index) >= chunk_count {
+            tx.rollback().await.map_err(pg_error)?;
             return Err(StorageError::InvalidRequest {
                 reason: format!("chunk {index} of upload {id}, which has {chunk_count} chunks"),
             });
@@ -122,6 +123,7 @@ impl TemporaryUploadStorage for PostgresStorage {
         .collect();
         // Indexes are checked below `chunk_count` and unique, so the count says it all.
         if u32::try_from(chunks.len()).ok() != Some(metadata.chunk_count) {
+            tx.rollback().await.map_err(pg_error)?;
             return Err(StorageError::InvalidRequest {
                 reason: format!("upload {id} is missing chunks"),
             });
