@@ -11,6 +11,7 @@
 //! | `transport` | `teleportal-transport` | `transport` |
 //! | `server` | `teleportal-server` | `server` |
 //! | `axum` | `teleportal-axum` | `axum` |
+//! | `postgres` | `teleportal-postgres`: `PostgresStorage`, shared by every node | `postgres` |
 //!
 //! ```
 //! use teleportal::core::{DocMessage, Message};
@@ -28,6 +29,8 @@ pub use teleportal_core as core;
 pub use teleportal_auth as auth;
 #[cfg(feature = "axum")]
 pub use teleportal_axum as axum;
+#[cfg(feature = "postgres")]
+pub use teleportal_postgres as postgres;
 #[cfg(feature = "pubsub")]
 pub use teleportal_pubsub as pubsub;
 #[cfg(feature = "server")]
