@@ -13,6 +13,7 @@
 //! | `axum` | `teleportal-axum` | `axum` |
 //! | `redis` | `teleportal-redis`: `RedisPubSub` | `redis` |
 //! | `nats` | `teleportal-nats`: `NatsPubSub`, core NATS or JetStream | `nats` |
+//! | `postgres` | `teleportal-postgres`: `PostgresStorage`, shared by every node | `postgres` |
 //!
 //! ```
 //! use teleportal::core::{DocMessage, Message};
@@ -32,6 +33,8 @@ pub use teleportal_auth as auth;
 pub use teleportal_axum as axum;
 #[cfg(feature = "nats")]
 pub use teleportal_nats as nats;
+#[cfg(feature = "postgres")]
+pub use teleportal_postgres as postgres;
 #[cfg(feature = "pubsub")]
 pub use teleportal_pubsub as pubsub;
 #[cfg(feature = "redis")]
