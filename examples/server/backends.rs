@@ -1,9 +1,84 @@
 //! The example server's optional backends, each behind its facade feature: the flags are
 //! always parsed, and a backend built without its feature is a clear error at startup.
 
+use std::path::Path;
+use std::sync::Arc;
+
 use teleportal::pubsub::NodePubSub;
+use teleportal::server::Server;
+use teleportal::server::rpc::MilestoneRpc;
+use teleportal::storage::{DocumentStore, SqliteStorage};
 
 use crate::Error;
+
+/// Where documents and milestones live.
+pub(crate) enum Storage {
+    /// The embedded default, in `--data`; closed (queued writes finished) at shutdown.
+    Sqlite(Arc<SqliteStorage>),
+    /// Shared by every node (`--storage postgres://…`).
+    #[cfg(feature = "postgres")]
+    Postgres(Arc<teleportal::postgres::PostgresStorage>),
+}
+
+impl Storage {
+    /// Opens `--storage URL` (PostgreSQL, in `schema` if given), or SQLite in `data`.
+    pub(crate) async fn open(
+        url: Option<&str>,
+        schema: Option<&str>,
+        data: &Path,
+    ) -> Result<Self, Error> {
+        match url {
+            None => Ok(Storage::Sqlite(Arc::new(SqliteStorage::open(data)?))),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                #[cfg(feature = "postgres")]
+                {
+                    use teleportal::postgres::{PostgresConfig, PostgresStorage};
+                    let mut config = PostgresConfig::from_url(url)?;
+                    if let Some(schema) = schema {
+                        config = config.with_schema(schema);
+                    }
+                    Ok(Storage::Postgres(Arc::new(
+                        PostgresStorage::connect(config).await?,
+                    )))
+                }
+                #[cfg(not(feature = "postgres"))]
+                {
+                    let _ = schema;
+                    Err(missing_feature("postgres"))
+                }
+            }
+            Some(url) => Err(format!("--storage {url:?}: expected postgres://…").into()),
+        }
+    }
+
+    /// The embedded store, which needs closing at shutdown; `None` for server-side stores.
+    pub(crate) fn into_sqlite(self) -> Option<Arc<SqliteStorage>> {
+        match self {
+            Storage::Sqlite(storage) => Some(storage),
+            #[cfg(feature = "postgres")]
+            Storage::Postgres(_) => None,
+        }
+    }
+
+    /// A server over this storage, answering milestone RPCs from it too.
+    pub(crate) fn server(&self) -> (Server, DocumentStore) {
+        match self {
+            Storage::Sqlite(storage) => {
+                let store = DocumentStore::from_arc(storage.clone());
+                let server =
+                    Server::new(store.clone()).with_rpc(MilestoneRpc::new(storage.clone()));
+                (server, store)
+            }
+            #[cfg(feature = "postgres")]
+            Storage::Postgres(storage) => {
+                let store = DocumentStore::from_arc(storage.clone());
+                let server =
+                    Server::new(store.clone()).with_rpc(MilestoneRpc::new(storage.clone()));
+                (server, store)
+            }
+        }
+    }
+}
 
 /// Which bus `--pubsub URL` names.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -28,8 +28,12 @@
 //! JetStream replay (feature `nats`); `--node-id NAME` names this node on the bus (default:
 //! host name and process id), and must differ between nodes.
 //!
+//! `--storage postgres://user@host:port/db` keeps documents and milestones in PostgreSQL
+//! instead (feature `postgres`; `--schema NAME` picks the schema, default `teleportal`), which
+//! is what several nodes share.
+//!
 //! Milestones (spec §11.4: list, get, create, rename, delete, restore) are kept in the same
-//! SQLite database; other RPC methods are answered `501 Unknown RPC method`.
+//! storage as the documents; other RPC methods are answered `501 Unknown RPC method`.
 //!
 //! Once it accepts connections it prints exactly one line to stdout, `listening on
 //! ws://<addr>`, with the real port (`--listen 127.0.0.1:0` picks a free one). On Ctrl-C or
@@ -45,14 +49,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use teleportal::server::Server;
-use teleportal::server::rpc::MilestoneRpc;
-use teleportal::storage::{DocumentStore, SqliteStorage};
-
 type Error = Box<dyn std::error::Error>;
 
 const USAGE: &str =
     "usage: server [--listen ADDR] [--data DIR] [--jwt-secret SECRET] [--rate-limit N]
+              [--storage postgres://… [--schema NAME]]
               [--pubsub redis://…|nats://…|nats+jetstream://…] [--node-id NAME]
     (defaults 127.0.0.1:1234, ./data, no authentication, no rate limit, a single node)";
 
@@ -64,6 +65,8 @@ struct Args {
     data: PathBuf,
     jwt_secret: Option<String>,
     rate_limit: Option<u32>,
+    storage: Option<String>,
+    schema: Option<String>,
     pubsub: Option<backends::PubSubUrl>,
     node_id: Option<String>,
 }
@@ -73,6 +76,8 @@ fn parse_args() -> Result<Args, Error> {
     let mut data = PathBuf::from("./data");
     let mut jwt_secret = None;
     let mut rate_limit = None;
+    let mut storage = None;
+    let mut schema = None;
     let mut pubsub = None;
     let mut node_id = None;
     let mut args = std::env::args().skip(1);
@@ -101,6 +106,8 @@ fn parse_args() -> Result<Args, Error> {
                     .ok_or_else(|| format!("--rate-limit {n:?}: not a positive number"))?;
                 rate_limit = Some(n);
             }
+            "--storage" => storage = Some(args.next().ok_or("--storage needs a URL")?),
+            "--schema" => schema = Some(args.next().ok_or("--schema needs a name")?),
             "--pubsub" => {
                 let url = args.next().ok_or("--pubsub needs a URL")?;
                 pubsub = Some(backends::PubSubUrl::parse(&url)?);
@@ -124,6 +131,8 @@ fn parse_args() -> Result<Args, Error> {
         data,
         jwt_secret,
         rate_limit,
+        storage,
+        schema,
         pubsub,
         node_id,
     })
@@ -150,11 +159,11 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), Error> {
     let args = parse_args()?;
-    // Kept beside the server so it can be closed (queued writes finished) after the server is.
-    let storage = Arc::new(SqliteStorage::open(&args.data)?);
-    let store = DocumentStore::from_arc(storage.clone());
-    // Milestones live in the same database as the documents.
-    let mut server = Server::new(store.clone()).with_rpc(MilestoneRpc::new(storage.clone()));
+    // Kept beside the server so SQLite can be closed (queued writes finished) after it.
+    let storage =
+        backends::Storage::open(args.storage.as_deref(), args.schema.as_deref(), &args.data)
+            .await?;
+    let (mut server, store) = storage.server();
     if let Some(url) = &args.pubsub {
         let node_id = args
             .node_id
@@ -191,6 +200,10 @@ async fn run() -> Result<(), Error> {
     drop(server);
     store.idle().await;
     drop(store);
+    let Some(storage) = storage.into_sqlite() else {
+        // Server-side stores need no closing: every acknowledged write is committed.
+        return Ok(());
+    };
     // Connection tasks hold the store until they have sent their close frames, just after
     // the engine lets them go; give them a moment.
     let deadline = Instant::now() + Duration::from_secs(5);
