@@ -21,10 +21,18 @@
 //! assert!(!verify_proof(&Sha256Hasher, b"lepO", &proof, &tree.root(), 2, 6));
 //! ```
 //!
+//! [`Rechunk`], [`TreeBuilder`], [`WithProofs`] and [`VerifyChunks`] do the same over streams
+//! of bytes in bounded memory, and `Blake3Hasher` (feature `blake3`) is a faster hasher for
+//! deployments that need no Teleportal-compatible file ids.
+//!
 //! # Why this shape
 //! The tree is built from leaf hashes, so a server can recompute it from stored chunks one at
 //! a time; a hasher trait keeps the tree logic apart from SHA-256. Node indices are `u32`
 //! because the storage format (§12.7) stores them so.
+
+#[cfg(feature = "blake3")]
+mod blake3_hasher;
+mod stream;
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -36,6 +44,12 @@ use sha2::{Digest, Sha256};
 
 use crate::DecodeError;
 use crate::lib0::Reader;
+
+#[cfg(feature = "blake3")]
+pub use blake3_hasher::Blake3Hasher;
+pub use stream::{
+    ChunkError, ProvenChunk, Rechunk, TooManyChunks, TreeBuilder, VerifyChunks, WithProofs,
+};
 
 /// The default wire chunk size: 1 MiB (`CHUNK_SIZE` of the reference).
 pub const DEFAULT_CHUNK_SIZE: usize = 1_048_576;
@@ -381,6 +395,14 @@ impl MerkleTree {
             .iter()
             .take(index(self.leaf_count))
             .map(|n| &n.hash)
+    }
+
+    /// The leaf hash of chunk `leaf`, or `None` outside the tree.
+    pub fn leaf_hash(&self, leaf: u32) -> Option<&Hash> {
+        if leaf >= self.leaf_count {
+            return None;
+        }
+        self.nodes.get(index(leaf)).map(|n| &n.hash)
     }
 
     /// The proof for chunk `leaf` (§12.3): sibling hashes bottom-up, nothing for levels where
