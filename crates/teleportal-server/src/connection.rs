@@ -5,17 +5,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use futures::stream::FuturesOrdered;
 use futures::{Sink, Stream, StreamExt};
-use teleportal_core::rpc::UnknownMethod;
 use teleportal_core::{
     AckMessage, AwarenessMessage, Body, ContentEnvelope, DocMessage, Frame, Message, MessageId,
-    PresenceEntry, PresenceMessage, RpcKind, RpcMessage, RpcPayload, Update,
+    PresenceEntry, PresenceMessage, RpcMessage, Update,
 };
 
 use crate::convert::UpdateForms;
 use crate::peer::{SEND_BATCH, Stop, drain_batch, send, send_batch};
-use crate::rpc::{RpcError, RpcRequest};
+use crate::rpc::dispatch::dispatch;
 use crate::server::Registration;
 use crate::session::Session;
 use crate::{Access, ClientContext, CloseReason, Server, ServerError};
@@ -77,6 +77,7 @@ where
         registration,
         storing: HashSet::new(),
         relay_late: 0,
+        streaming: std::sync::Mutex::new(None),
     };
     let result = connection.run(&mut incoming, &mut outgoing).await;
     match result {
@@ -96,6 +97,9 @@ struct Connection {
     /// Updates being stored whose relay waits for their append: while there are any, later
     /// updates wait too, so relays keep the order the updates came in.
     relay_late: usize,
+    /// The rest of an RPC answer, sent part by part (a download) after the frames before it.
+    /// In a mutex only so the connection stays `Sync`; it is never contended.
+    streaming: std::sync::Mutex<Option<BoxStream<'static, Frame>>>,
 }
 
 /// An update whose append finished (or failed); the connection relays and acknowledges it.
@@ -174,6 +178,18 @@ impl Connection {
                         };
                         for reply in replies {
                             send(outgoing, reply, &closer).await?;
+                        }
+                        // A streamed answer goes out part by part: one part in memory at a
+                        // time, and the sink's backpressure paces the handler.
+                        let streaming = self
+                            .streaming
+                            .get_mut()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .take();
+                        if let Some(mut frames) = streaming {
+                            while let Some(frame) = frames.next().await {
+                                send(outgoing, frame, &closer).await?;
+                            }
                         }
                         // A client that writes without pause would otherwise keep this task
                         // busy (its stream is always ready), starving the drivers that relay its
@@ -558,92 +574,13 @@ impl Connection {
         encrypted: bool,
         rpc: RpcMessage,
     ) -> Vec<Frame> {
-        match rpc.kind {
-            RpcKind::Request => {}
-            // §11.3: responses from clients are ignored.
-            RpcKind::Response { .. } => return vec![ack(id)],
-            RpcKind::Stream { .. } => {
-                return vec![nack(
-                    id,
-                    "RPC streams from clients are not supported by this server",
-                )];
-            }
-        }
-        // §11.3: a request carrying an error payload is ignored.
-        let RpcPayload::Success(payload) = rpc.payload else {
-            return vec![ack(id)];
-        };
-        let access = if teleportal_core::rpc::requires_write(&rpc.method) {
-            Access::Write
-        } else {
-            Access::Read
-        };
-        let respond = |kind: RpcKind, payload: RpcPayload, encrypted: bool| {
-            Frame::Message(Message::new(
-                document,
-                encrypted,
-                Body::Rpc(RpcMessage {
-                    method: rpc.method.clone(),
-                    kind,
-                    payload,
-                }),
-            ))
-        };
-        let response_kind = || RpcKind::Response {
-            original_request_id: id.to_string(),
-        };
-        if !document.is_empty() && !self.allowed(document, access).await {
-            let error = RpcError::new(403, "Permission denied");
-            return vec![
-                respond(response_kind(), error.to_payload(), encrypted),
-                nack(id, error.details),
-            ];
-        }
-        let server = &self.registration.server;
-        let Some(handler) = server.rpc_handler(&rpc.method) else {
-            let error = UnknownMethod {
-                method: rpc.method.clone(),
-            };
-            let details = format!("Unknown RPC method: {}", rpc.method);
-            return vec![
-                respond(response_kind(), error.to_error(), encrypted),
-                nack(id, details),
-            ];
-        };
-        let request = RpcRequest {
-            client: self.client.clone(),
-            document: document.to_owned(),
-            document_key: self.client.document_key(document).into_owned(),
-            method: rpc.method.clone(),
-            payload,
-            encrypted,
-        };
-        match handler.handle(request).await {
-            Ok(response) => {
-                let encrypted = response.encrypted.unwrap_or(encrypted);
-                let mut frames: Vec<Frame> = response
-                    .parts
-                    .into_iter()
-                    .map(|part| {
-                        let kind = RpcKind::Stream {
-                            original_request_id: id.to_string(),
-                        };
-                        respond(kind, RpcPayload::Success(part), encrypted)
-                    })
-                    .collect();
-                frames.push(respond(
-                    response_kind(),
-                    RpcPayload::Success(response.payload),
-                    encrypted,
-                ));
-                frames.push(ack(id));
-                frames
-            }
-            Err(error) => vec![
-                respond(response_kind(), error.to_payload(), encrypted),
-                nack(id, error.details),
-            ],
-        }
+        let server = self.registration.server.clone();
+        let answer = dispatch(&server, &self.client, id, document, encrypted, rpc).await;
+        *self
+            .streaming
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = answer.then;
+        answer.now
     }
 }
 
@@ -657,11 +594,11 @@ fn doc_frame(document: &str, doc: DocMessage) -> Frame {
     Frame::Message(Message::doc(document, doc))
 }
 
-fn ack(id: MessageId) -> Frame {
+pub(crate) fn ack(id: MessageId) -> Frame {
     Frame::Message(Message::ack(AckMessage::positive(id)))
 }
 
-fn nack(id: MessageId, error: impl Into<String>) -> Frame {
+pub(crate) fn nack(id: MessageId, error: impl Into<String>) -> Frame {
     Frame::Message(Message::ack(AckMessage::error(id, error)))
 }
 

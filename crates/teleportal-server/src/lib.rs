@@ -63,7 +63,7 @@
 //! - RPC: [`rpc::MilestoneRpc`] answers the milestone methods once registered with
 //!   [`Server::with_rpc`]; files, key registry and attribution have no built-in handler, so
 //!   they get a 501 `Unknown RPC method` error response and a NACK unless the application
-//!   registers its own [`rpc::RpcHandler`]. RPC `stream` messages from clients are NACKed.
+//!   registers its own [`rpc::RpcHandler`].
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 

@@ -340,9 +340,7 @@ impl RpcHandler for Counter {
         {
             return Err(RpcError::internal("counter broke"));
         }
-        let mut response = RpcResponse::new(Any::from("done"));
-        response.parts = vec![Any::from(1.0), Any::from(2.0)];
-        Ok(response)
+        Ok(RpcResponse::new(Any::from("done")).with_parts([Any::from(1.0), Any::from(2.0)]))
     }
 }
 

@@ -30,6 +30,7 @@
 //! let server = Server::new(DocumentStore::new(MemoryStorage::new())).with_rpc(Echo);
 //! ```
 
+pub(crate) mod dispatch;
 mod milestones;
 
 use std::collections::HashMap;
@@ -37,6 +38,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::stream::{self, BoxStream};
+use futures::{Stream, StreamExt};
 use teleportal_core::Any;
 use teleportal_core::RpcPayload;
 use teleportal_storage::StorageError;
@@ -61,28 +64,63 @@ pub struct RpcRequest {
     pub payload: Any,
     /// The envelope's `encrypted` flag: whether the payload is encrypted.
     pub encrypted: bool,
+    /// For a `stream` part from the client: the id it names (for file uploads, the file id).
+    pub original_request_id: Option<String>,
 }
 
 /// A handler's success: streamed parts, sent first, then the response payload.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Parts are a stream, so a handler can send a large answer (a file download) one piece at
+/// a time: the connection sends each part before asking for the next, and memory holds one.
+/// A part that fails ends the answer with that error instead of the response.
 #[non_exhaustive]
 pub struct RpcResponse {
     /// Parts sent as `stream` messages before the response, in order.
-    pub parts: Vec<Any>,
+    pub parts: BoxStream<'static, Result<Any, RpcError>>,
     /// The response payload.
     pub payload: Any,
     /// Overrides the `encrypted` flag of the answer (the request's by default, §11.2).
     pub encrypted: Option<bool>,
 }
 
+impl fmt::Debug for RpcResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RpcResponse")
+            .field("payload", &self.payload)
+            .field("encrypted", &self.encrypted)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RpcResponse {
     /// A plain response with no streamed parts.
     pub fn new(payload: Any) -> Self {
         RpcResponse {
-            parts: Vec::new(),
+            parts: stream::empty().boxed(),
             payload,
             encrypted: None,
         }
+    }
+
+    /// Sends `parts` before the response.
+    #[must_use]
+    pub fn with_parts(
+        mut self,
+        parts: impl IntoIterator<Item = Any, IntoIter: Send + 'static>,
+    ) -> Self {
+        self.parts = stream::iter(parts.into_iter().map(Ok)).boxed();
+        self
+    }
+
+    /// Sends the parts of `parts` before the response, pulling each only once the one before
+    /// was sent.
+    #[must_use]
+    pub fn with_part_stream(
+        mut self,
+        parts: impl Stream<Item = Result<Any, RpcError>> + Send + 'static,
+    ) -> Self {
+        self.parts = parts.boxed();
+        self
     }
 
     /// Sets the answer's `encrypted` flag.
@@ -169,6 +207,8 @@ impl From<StorageError> for RpcError {
 ///   replaces an earlier one.
 /// - `handle` is only called for a method in `methods`, after the permission check.
 /// - A handler must not panic on any payload: bad input is an [`RpcError::bad_request`].
+/// - `handle_stream` is called for client `stream` parts of the handler's methods, after the
+///   same permission check as a request of that method.
 #[async_trait]
 pub trait RpcHandler: Send + Sync + 'static {
     /// The methods this handler answers.
@@ -179,6 +219,19 @@ pub trait RpcHandler: Send + Sync + 'static {
     /// # Errors
     /// An [`RpcError`], sent to the client as the error response.
     async fn handle(&self, request: RpcRequest) -> Result<RpcResponse, RpcError>;
+
+    /// Takes one `stream` part sent by the client (e.g. a file upload's chunk): the part is
+    /// ACKed on `Ok`, NACKed with the error's details otherwise. By default a handler takes
+    /// no streams.
+    ///
+    /// # Errors
+    /// An [`RpcError`], whose details the NACK carries.
+    async fn handle_stream(&self, part: RpcRequest) -> Result<(), RpcError> {
+        Err(RpcError::new(
+            501,
+            format!("RPC streams are not supported for {}", part.method),
+        ))
+    }
 }
 
 /// The handlers of a server, by method.

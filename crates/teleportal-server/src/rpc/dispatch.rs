@@ -1,0 +1,175 @@
+//! How a connection answers an RPC message (spec §11.3): permission, handler, frames.
+
+use std::collections::VecDeque;
+
+use futures::StreamExt;
+use futures::stream::{self, BoxStream};
+use teleportal_core::rpc::{UnknownMethod, requires_write};
+use teleportal_core::{Any, Body, Frame, Message, MessageId, RpcKind, RpcMessage, RpcPayload};
+
+use super::{RpcError, RpcRequest, RpcResponse};
+use crate::connection::{ack, nack};
+use crate::{Access, ClientContext, Server};
+
+/// What to send for one RPC message: frames now, then (for a streamed answer) frames pulled
+/// one at a time as the connection sends them.
+pub(crate) struct Answer {
+    pub(crate) now: Vec<Frame>,
+    pub(crate) then: Option<BoxStream<'static, Frame>>,
+}
+
+impl From<Vec<Frame>> for Answer {
+    fn from(now: Vec<Frame>) -> Self {
+        Answer { now, then: None }
+    }
+}
+
+/// Builds the frames of one answer, all with the request's method, document and flag.
+#[derive(Clone)]
+struct Reply {
+    document: String,
+    method: String,
+    id: MessageId,
+    encrypted: bool,
+}
+
+impl Reply {
+    fn frame(&self, kind: RpcKind, payload: RpcPayload) -> Frame {
+        Frame::Message(Message::new(
+            self.document.as_str(),
+            self.encrypted,
+            Body::Rpc(RpcMessage {
+                method: self.method.clone(),
+                kind,
+                payload,
+            }),
+        ))
+    }
+
+    fn response(&self, payload: RpcPayload) -> Frame {
+        let kind = RpcKind::Response {
+            original_request_id: self.id.to_string(),
+        };
+        self.frame(kind, payload)
+    }
+
+    fn part(&self, payload: Any) -> Frame {
+        let kind = RpcKind::Stream {
+            original_request_id: self.id.to_string(),
+        };
+        self.frame(kind, RpcPayload::Success(payload))
+    }
+
+    /// The error response and the NACK.
+    fn failure(&self, error: &RpcError) -> Vec<Frame> {
+        vec![
+            self.response(error.to_payload()),
+            nack(self.id, error.details.clone()),
+        ]
+    }
+}
+
+/// Answers one RPC message from `client`.
+pub(crate) async fn dispatch(
+    server: &Server,
+    client: &ClientContext,
+    id: MessageId,
+    document: &str,
+    encrypted: bool,
+    rpc: RpcMessage,
+) -> Answer {
+    let original_request_id = match rpc.kind {
+        RpcKind::Request => None,
+        RpcKind::Stream {
+            original_request_id,
+        } => Some(original_request_id),
+        // §11.3: responses from clients are ignored.
+        RpcKind::Response { .. } => return vec![ack(id)].into(),
+    };
+    let streamed = original_request_id.is_some();
+    // §11.3: a request carrying an error payload is ignored.
+    let RpcPayload::Success(payload) = rpc.payload else {
+        return vec![ack(id)].into();
+    };
+    let reply = Reply {
+        document: document.to_owned(),
+        method: rpc.method.clone(),
+        id,
+        encrypted,
+    };
+    let access = if requires_write(&rpc.method) {
+        Access::Write
+    } else {
+        Access::Read
+    };
+    if !document.is_empty() && !server.allowed(client, document, access).await {
+        let error = RpcError::new(403, "Permission denied");
+        if streamed {
+            return vec![nack(id, error.details)].into();
+        }
+        return reply.failure(&error).into();
+    }
+    let Some(handler) = server.rpc_handler(&rpc.method) else {
+        let details = format!("Unknown RPC method: {}", rpc.method);
+        if streamed {
+            return vec![nack(id, details)].into();
+        }
+        let error = UnknownMethod { method: rpc.method };
+        return vec![reply.response(error.to_error()), nack(id, details)].into();
+    };
+    let request = RpcRequest {
+        client: client.clone(),
+        document: document.to_owned(),
+        document_key: client.document_key(document).into_owned(),
+        method: rpc.method,
+        payload,
+        encrypted,
+        original_request_id,
+    };
+    if streamed {
+        return match handler.handle_stream(request).await {
+            Ok(()) => vec![ack(id)],
+            Err(error) => vec![nack(id, error.details)],
+        }
+        .into();
+    }
+    match handler.handle(request).await {
+        Ok(response) => answer(reply, response),
+        Err(error) => reply.failure(&error).into(),
+    }
+}
+
+/// Parts as they come, then the response and the ACK; a failing part ends the answer with
+/// its error response and a NACK instead.
+fn answer(mut reply: Reply, response: RpcResponse) -> Answer {
+    reply.encrypted = response.encrypted.unwrap_or(reply.encrypted);
+    let RpcResponse { parts, payload, .. } = response;
+    enum State {
+        Parts(BoxStream<'static, Result<Any, RpcError>>, Any),
+        Last(VecDeque<Frame>),
+    }
+    let frames = stream::unfold(State::Parts(parts, payload), move |state| {
+        let reply = reply.clone();
+        async move {
+            let mut last = match state {
+                State::Parts(mut parts, payload) => match parts.next().await {
+                    Some(Ok(part)) => {
+                        return Some((reply.part(part), State::Parts(parts, payload)));
+                    }
+                    Some(Err(error)) => VecDeque::from(reply.failure(&error)),
+                    None => VecDeque::from([
+                        reply.response(RpcPayload::Success(payload)),
+                        ack(reply.id),
+                    ]),
+                },
+                State::Last(last) => last,
+            };
+            let frame = last.pop_front()?;
+            Some((frame, State::Last(last)))
+        }
+    });
+    Answer {
+        now: Vec::new(),
+        then: Some(frames.boxed()),
+    }
+}
