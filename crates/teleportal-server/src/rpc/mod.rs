@@ -31,6 +31,7 @@
 //! ```
 
 pub(crate) mod dispatch;
+mod files;
 mod milestones;
 
 use std::collections::HashMap;
@@ -44,6 +45,7 @@ use teleportal_core::Any;
 use teleportal_core::RpcPayload;
 use teleportal_storage::StorageError;
 
+pub use files::FileRpc;
 pub use milestones::MilestoneRpc;
 
 use crate::ClientContext;
