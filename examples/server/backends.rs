@@ -6,8 +6,11 @@ use std::sync::Arc;
 
 use teleportal::pubsub::NodePubSub;
 use teleportal::server::Server;
-use teleportal::server::rpc::MilestoneRpc;
-use teleportal::storage::{DocumentStore, SqliteStorage};
+use teleportal::server::rpc::{FileRpc, MilestoneRpc};
+use teleportal::storage::{
+    DocumentStorage, DocumentStore, FileStorage, MilestoneStorage, SqliteStorage,
+    TemporaryUploadStorage,
+};
 
 use crate::Error;
 
@@ -60,24 +63,27 @@ impl Storage {
         }
     }
 
-    /// A server over this storage, answering milestone RPCs from it too.
+    /// A server over this storage, answering milestone and file RPCs from it too (uploads in
+    /// progress and finished files alike).
     pub(crate) fn server(&self) -> (Server, DocumentStore) {
         match self {
-            Storage::Sqlite(storage) => {
-                let store = DocumentStore::from_arc(storage.clone());
-                let server =
-                    Server::new(store.clone()).with_rpc(MilestoneRpc::new(storage.clone()));
-                (server, store)
-            }
+            Storage::Sqlite(storage) => over(storage),
             #[cfg(feature = "postgres")]
-            Storage::Postgres(storage) => {
-                let store = DocumentStore::from_arc(storage.clone());
-                let server =
-                    Server::new(store.clone()).with_rpc(MilestoneRpc::new(storage.clone()));
-                (server, store)
-            }
+            Storage::Postgres(storage) => over(storage),
         }
     }
+}
+
+/// A server whose documents, milestones and files all live in `storage`.
+fn over<S>(storage: &Arc<S>) -> (Server, DocumentStore)
+where
+    S: DocumentStorage + MilestoneStorage + FileStorage + TemporaryUploadStorage,
+{
+    let store = DocumentStore::from_arc(storage.clone());
+    let server = Server::new(store.clone())
+        .with_rpc(MilestoneRpc::new(storage.clone()))
+        .with_rpc(FileRpc::new(storage.clone(), storage.clone()));
+    (server, store)
 }
 
 /// Which bus `--pubsub URL` names.

@@ -32,7 +32,8 @@
 //! instead (feature `postgres`; `--schema NAME` picks the schema, default `teleportal`), which
 //! is what several nodes share.
 //!
-//! Milestones (spec §11.4: list, get, create, rename, delete, restore) are kept in the same
+//! Milestones (spec §11.4: list, get, create, rename, delete, restore) and files (§12: upload
+//! by verified chunks, resumable; download with proofs; up to 1 GiB) are kept in the same
 //! storage as the documents; other RPC methods are answered `501 Unknown RPC method`.
 //!
 //! Once it accepts connections it prints exactly one line to stdout, `listening on
