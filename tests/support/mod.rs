@@ -38,8 +38,13 @@ pub fn real_clients_available() -> bool {
     false
 }
 
-/// `cargo test` builds the examples next to the test binaries: target/<profile>/examples.
 fn server_example() -> PathBuf {
+    example("server")
+}
+
+/// The example `name`: `cargo test` builds the examples next to the test binaries, in
+/// target/<profile>/examples.
+pub fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
         .parent()
@@ -47,7 +52,7 @@ fn server_example() -> PathBuf {
         .expect("target/<profile>/deps/<test>");
     let path = profile_dir
         .join("examples")
-        .join(format!("server{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
         "{} is missing: run through `cargo test`, which builds the examples",
