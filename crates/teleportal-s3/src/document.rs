@@ -84,16 +84,16 @@ const MAX_ATTEMPTS: u32 = 1000;
 /// use teleportal_s3::{S3Config, S3DocumentStorage};
 /// use teleportal_storage::{DocumentId, DocumentStore};
 ///
-/// # async fn example() -> Result<(), teleportal_storage::StorageError> {
-/// let config = S3Config::from_url("s3://documents?endpoint=http://127.0.0.1:9000")?
-///     .credentials("minioadmin", "minioadmin");
-/// let store = DocumentStore::new(S3DocumentStorage::new(&config)?);
-/// let doc = DocumentId::from("room/notes");
-/// store.append(&doc, Bytes::from_static(&[0, 0])).await?;
-/// let state = store.read(&doc).await?;
-/// # let _ = state;
-/// # Ok(())
-/// # }
+/// #[tokio::main]
+/// async fn main() -> Result<(), teleportal_storage::StorageError> {
+///     let config = S3Config::from_url("s3://documents?endpoint=http://127.0.0.1:9000")?
+///         .credentials("minioadmin", "minioadmin");
+///     let store = DocumentStore::new(S3DocumentStorage::new(&config)?);
+///     let doc = DocumentId::from("room/notes");
+///     store.append(&doc, Bytes::from_static(&[0, 0])).await?;
+///     println!("{} bytes", store.read(&doc).await?.update.len());
+///     Ok(())
+/// }
 /// ```
 #[derive(Debug, Clone)]
 pub struct S3DocumentStorage {

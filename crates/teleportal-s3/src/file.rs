@@ -49,17 +49,18 @@ const PART_CONCURRENCY: usize = 4;
 /// use teleportal_s3::{S3Config, S3FileStorage};
 /// use teleportal_storage::{FileId, FileMetadata, FileStorage};
 ///
-/// # async fn example() -> Result<(), teleportal_storage::StorageError> {
-/// let config = S3Config::from_url("s3://files?endpoint=http://127.0.0.1:9000")?
-///     .credentials("minioadmin", "minioadmin");
-/// let files = S3FileStorage::new(&config)?;
-/// let metadata = FileMetadata::new(FileId::new([1; 32]), "a.txt", 5, "text/plain", 4, 2);
-/// files
-///     .put_file(metadata, vec![Bytes::from_static(b"hell"), Bytes::from_static(b"o")])
-///     .await?;
-/// assert_eq!(files.chunk(&FileId::new([1; 32]), 1).await?, "o");
-/// # Ok(())
-/// # }
+/// #[tokio::main]
+/// async fn main() -> Result<(), teleportal_storage::StorageError> {
+///     let config = S3Config::from_url("s3://files?endpoint=http://127.0.0.1:9000")?
+///         .credentials("minioadmin", "minioadmin");
+///     let files = S3FileStorage::new(&config)?;
+///     let metadata = FileMetadata::new(FileId::new([1; 32]), "a.txt", 5, "text/plain", 4, 2);
+///     files
+///         .put_file(metadata, vec![Bytes::from_static(b"hell"), Bytes::from_static(b"o")])
+///         .await?;
+///     assert_eq!(files.chunk(&FileId::new([1; 32]), 1).await?, "o");
+///     Ok(())
+/// }
 /// ```
 #[derive(Debug, Clone)]
 pub struct S3FileStorage {
@@ -114,13 +115,15 @@ impl S3FileStorage {
     /// use teleportal_s3::{S3Config, S3FileStorage};
     /// use teleportal_storage::FileId;
     ///
-    /// # async fn example(files: S3FileStorage) -> Result<(), teleportal_storage::StorageError> {
-    /// let mut chunks = files.chunks(&FileId::new([1; 32])).await?;
-    /// while let Some(chunk) = chunks.try_next().await? {
-    ///     println!("{} bytes", chunk.len());
+    /// #[tokio::main]
+    /// async fn main() -> Result<(), teleportal_storage::StorageError> {
+    ///     let files = S3FileStorage::new(&S3Config::from_url("s3://files")?)?;
+    ///     let mut chunks = files.chunks(&FileId::new([1; 32])).await?;
+    ///     while let Some(chunk) = chunks.try_next().await? {
+    ///         println!("{} bytes", chunk.len());
+    ///     }
+    ///     Ok(())
     /// }
-    /// # Ok(())
-    /// # }
     /// ```
     ///
     /// # Errors

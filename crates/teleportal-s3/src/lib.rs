@@ -15,20 +15,21 @@
 //! use teleportal_s3::{S3Config, S3DocumentStorage, S3FileStorage};
 //! use teleportal_storage::{DocumentId, DocumentStore, VirtualStorage};
 //!
-//! # async fn example() -> Result<(), teleportal_storage::StorageError> {
-//! // Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
-//! let config = S3Config::from_url(
-//!     "s3://teleportal/prod?endpoint=http://127.0.0.1:9000&region=us-east-1&path_style=true",
-//! )?;
-//! let files = S3FileStorage::new(&config)?;
-//! // One PUT per append: batch appends in front of S3.
-//! let documents = DocumentStore::new(VirtualStorage::new(S3DocumentStorage::new(&config)?));
-//! documents
-//!     .append(&DocumentId::from("room/notes"), Bytes::from_static(&[0, 0]))
-//!     .await?;
-//! # let _ = files;
-//! # Ok(())
-//! # }
+//! #[tokio::main]
+//! async fn main() -> Result<(), teleportal_storage::StorageError> {
+//!     // Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+//!     let config = S3Config::from_url(
+//!         "s3://teleportal/prod?endpoint=http://127.0.0.1:9000&region=us-east-1&path_style=true",
+//!     )?;
+//!     let files = S3FileStorage::new(&config)?;
+//!     // One PUT per append: batch appends in front of S3.
+//!     let documents = DocumentStore::new(VirtualStorage::new(S3DocumentStorage::new(&config)?));
+//!     documents
+//!         .append(&DocumentId::from("room/notes"), Bytes::from_static(&[0, 0]))
+//!         .await?;
+//!     # let _ = files;
+//!     Ok(())
+//! }
 //! ```
 //!
 //! # Why this shape
