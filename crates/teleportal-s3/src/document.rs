@@ -1,7 +1,8 @@
 //! [`S3DocumentStorage`]: cold documents as a snapshot object plus one object per update,
 //! kept consistent with conditional puts.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -23,6 +24,8 @@ const FETCH_CONCURRENCY: usize = 8;
 /// How often an operation retries after losing a race before it gives up. Every lost race
 /// means another writer made progress, so this bounds starvation, not correctness.
 const MAX_ATTEMPTS: u32 = 1000;
+/// How many documents' tail hints a store keeps before it forgets them all.
+const MAX_HINTS: usize = 4096;
 
 /// Documents in an S3-compatible bucket: meant for **cold** documents, read in whole now and
 /// then and written rarely, not for a document being edited live.
@@ -99,6 +102,21 @@ const MAX_ATTEMPTS: u32 = 1000;
 pub struct S3DocumentStorage {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
+    hints: Arc<Mutex<HashMap<DocumentId, TailHint>>>,
+}
+
+/// What this process last knew of a document's tail, so an append can skip the `LIST`.
+///
+/// Valid only while the manifest is byte-equal to `manifest`: compaction and delete change it,
+/// and nothing else removes tail objects. Appends by other writers only add keys above
+/// `last_seq`, and then creating `last_seq + 1` fails and the append lists after all. So a
+/// create that succeeds proves the hint was complete, and the size it checked was exact.
+#[derive(Debug, Clone)]
+struct TailHint {
+    manifest: Option<Bytes>,
+    last_seq: Seq,
+    tail_updates: u64,
+    tail_bytes: u64,
 }
 
 /// What one consistent look at a document found: its manifest and the tail above the floor.
@@ -126,6 +144,15 @@ impl Listing {
     fn is_empty(&self) -> bool {
         self.manifest.manifest.snapshot.is_none() && self.tail.is_empty()
     }
+
+    fn hint(&self) -> TailHint {
+        TailHint {
+            manifest: self.manifest.raw.clone(),
+            last_seq: self.last_seq(),
+            tail_updates: self.tail.len() as u64,
+            tail_bytes: self.tail_bytes(),
+        }
+    }
 }
 
 impl S3DocumentStorage {
@@ -134,10 +161,10 @@ impl S3DocumentStorage {
     /// # Errors
     /// [`StorageError::Backend`] when the client cannot be built from `config`.
     pub fn new(config: &S3Config) -> Result<Self, StorageError> {
-        Ok(S3DocumentStorage {
-            store: config.object_store()?,
-            prefix: config.prefix_path(),
-        })
+        Ok(Self::with_store(
+            config.object_store()?,
+            config.key_prefix(),
+        ))
     }
 
     /// Documents in any [`ObjectStore`] (for instance one client shared with an
@@ -156,7 +183,33 @@ impl S3DocumentStorage {
         S3DocumentStorage {
             store,
             prefix: crate::config::prefix_path(prefix),
+            hints: Arc::default(),
         }
+    }
+
+    fn hints(&self) -> std::sync::MutexGuard<'_, HashMap<DocumentId, TailHint>> {
+        // Hints are replaced whole under the lock; a poisoned one is still a consistent map.
+        self.hints.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The hint for `doc` if it matches the manifest just read.
+    fn hint(&self, doc: &DocumentId, manifest: &ManifestRead) -> Option<TailHint> {
+        self.hints()
+            .get(doc)
+            .filter(|h| h.manifest == manifest.raw)
+            .cloned()
+    }
+
+    fn remember(&self, doc: &DocumentId, hint: TailHint) {
+        let mut hints = self.hints();
+        if hints.len() >= MAX_HINTS && !hints.contains_key(doc) {
+            hints.clear(); // A bound, not a cache policy: a forgotten hint costs one LIST.
+        }
+        hints.insert(doc.clone(), hint);
+    }
+
+    fn forget(&self, doc: &DocumentId) {
+        self.hints().remove(doc);
     }
 
     fn dir(&self, doc: &DocumentId) -> Path {
@@ -191,7 +244,9 @@ impl S3DocumentStorage {
             let manifest = self.manifest(dir).await?;
             let tail = self.list_tail(dir, manifest.manifest.floor).await?;
             if self.manifest(dir).await?.raw == manifest.raw {
-                return Ok(Listing { manifest, tail });
+                let listing = Listing { manifest, tail };
+                self.remember(doc, listing.hint());
+                return Ok(listing);
             }
         }
         Err(contended("list", doc))
@@ -320,11 +375,15 @@ impl DocumentStorage for S3DocumentStorage {
         let len = update.len() as u64;
         for _ in 0..MAX_ATTEMPTS {
             let before = self.manifest(&dir).await?;
-            let listing = Listing {
-                tail: self.list_tail(&dir, before.manifest.floor).await?,
-                manifest: before,
+            let known = match self.hint(doc, &before) {
+                Some(hint) => hint,
+                None => Listing {
+                    tail: self.list_tail(&dir, before.manifest.floor).await?,
+                    manifest: before.clone(),
+                }
+                .hint(),
             };
-            let size = listing.size() + len;
+            let size = before.manifest.snapshot_len() + known.tail_bytes + len;
             if let Some(limit) = options.max_size
                 && size > limit
             {
@@ -334,7 +393,7 @@ impl DocumentStorage for S3DocumentStorage {
                     limit,
                 });
             }
-            let seq = listing.last_seq() + 1;
+            let seq = known.last_seq + 1;
             let key = keys::update(&dir, seq);
             match self
                 .store
@@ -346,23 +405,28 @@ impl DocumentStorage for S3DocumentStorage {
                 .await
             {
                 Ok(_) => {}
-                // Another append took `seq` first: list again and take the next one.
+                // Another writer took `seq` first: list again and take the next one.
                 Err(
                     object_store::Error::AlreadyExists { .. }
                     | object_store::Error::Precondition { .. },
-                ) => continue,
+                ) => {
+                    self.forget(doc);
+                    continue;
+                }
                 Err(e) => return Err(S3Error::request("PUT", &key, e).into()),
             }
 
             let after = self.manifest(&dir).await?;
-            if after.raw == listing.manifest.raw {
-                let tail_updates = listing.tail.len() as u64 + 1;
-                return Ok(AppendReceipt::new(
-                    seq,
-                    size,
-                    tail_updates,
-                    listing.tail_bytes() + len,
-                ));
+            if after.raw == before.raw {
+                let hint = TailHint {
+                    manifest: before.raw,
+                    last_seq: seq,
+                    tail_updates: known.tail_updates + 1,
+                    tail_bytes: known.tail_bytes + len,
+                };
+                let receipt = AppendReceipt::new(seq, size, hint.tail_updates, hint.tail_bytes);
+                self.remember(doc, hint);
+                return Ok(receipt);
             }
             if after.manifest.floor < seq {
                 // A compaction or delete ran, but below this update: it stands.

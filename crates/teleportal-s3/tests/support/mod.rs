@@ -154,6 +154,8 @@ impl TestServer {
         tokio::spawn(async move {
             let http = ConnBuilder::new(TokioExecutor::new());
             while let Ok((socket, _)) = listener.accept().await {
+                // Without it, Nagle's algorithm and delayed ACKs stall every small response.
+                let _ = socket.set_nodelay(true);
                 let conn = http
                     .serve_connection(TokioIo::new(socket), service.clone())
                     .into_owned();
