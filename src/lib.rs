@@ -13,6 +13,7 @@
 //! | `axum` | `teleportal-axum` | `axum` |
 //! | `redis` | `teleportal-redis`: `RedisPubSub` | `redis` |
 //! | `nats` | `teleportal-nats`: `NatsPubSub`, core NATS or JetStream | `nats` |
+//! | `s3` | `teleportal-s3`: `S3FileStorage`, `S3DocumentStorage` | `s3` |
 //!
 //! ```
 //! use teleportal::core::{DocMessage, Message};
@@ -36,6 +37,8 @@ pub use teleportal_nats as nats;
 pub use teleportal_pubsub as pubsub;
 #[cfg(feature = "redis")]
 pub use teleportal_redis as redis;
+#[cfg(feature = "s3")]
+pub use teleportal_s3 as s3;
 #[cfg(feature = "server")]
 pub use teleportal_server as server;
 #[cfg(feature = "storage")]

@@ -42,8 +42,9 @@ const MAX_HINTS: usize = 4096;
 ///   `If-None-Match: *` (`PutMode::Create`). Creating the object *is* the commit: of two
 ///   writers racing for one `Seq` exactly one succeeds, and the other lists again and takes
 ///   the next. No update is lost and no `Seq` is handed out twice. The size limit is checked
-///   against the listing the key was chosen from, so it is atomic with respect to other
-///   appends.
+///   against the tail the key was chosen from, so it is atomic with respect to other
+///   appends. The store remembers each document's tail while the manifest stays the same, so
+///   the `LIST` is only needed when another writer appended meanwhile (or on first contact).
 /// - **Compact** and **delete** write a new snapshot object under a fresh key, then replace
 ///   the manifest with `If-Match: <etag>` (`PutMode::Update`), then delete what the new floor
 ///   covers. The manifest only moves forward: a `compact` whose `upto` is not above the
@@ -69,7 +70,7 @@ const MAX_HINTS: usize = 4096;
 ///
 /// | operation  | requests                                                         |
 /// |------------|------------------------------------------------------------------|
-/// | `append`   | `GET` manifest, `LIST` tail, `PUT` update, `GET` manifest         |
+/// | `append`   | `GET` manifest, `PUT` update, `GET` manifest (+ `LIST` tail when another writer appended) |
 /// | `load`     | `GET` manifest, `GET` snapshot, `LIST` tail, `GET` per update, `GET` manifest |
 /// | `metadata` | `GET` manifest, `LIST` tail, `GET` manifest                       |
 /// | `compact`  | `GET` manifest, `HEAD` update, `PUT` snapshot, `PUT` manifest, deletes |
