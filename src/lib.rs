@@ -14,6 +14,7 @@
 //! | `redis` | `teleportal-redis`: `RedisPubSub` | `redis` |
 //! | `nats` | `teleportal-nats`: `NatsPubSub`, core NATS or JetStream | `nats` |
 //! | `postgres` | `teleportal-postgres`: `PostgresStorage`, shared by every node | `postgres` |
+//! | `s3` | `teleportal-s3`: `S3FileStorage`, `S3DocumentStorage` | `s3` |
 //!
 //! ```
 //! use teleportal::core::{DocMessage, Message};
@@ -39,6 +40,8 @@ pub use teleportal_postgres as postgres;
 pub use teleportal_pubsub as pubsub;
 #[cfg(feature = "redis")]
 pub use teleportal_redis as redis;
+#[cfg(feature = "s3")]
+pub use teleportal_s3 as s3;
 #[cfg(feature = "server")]
 pub use teleportal_server as server;
 #[cfg(feature = "storage")]
