@@ -408,7 +408,23 @@ async fn converged(clients: &[&RustClient], expected: &[String]) -> String {
             .iter()
             .map(|c| format!("{} lacks {:?}", c.describe(), c.missing(expected)))
             .collect();
-        panic!("Teleportal clients did not converge within {CONVERGE:?}:\n{report:#?}");
+        // Say so when the server has the missing inserts (some client got them all): then they
+        // were stored but never delivered to the clients that lack them, e.g. a node killed
+        // after committing an update and before publishing it to the other nodes.
+        let complete: Vec<&str> = clients
+            .iter()
+            .filter(|c| c.missing(expected).is_empty())
+            .map(|c| c.name.as_str())
+            .collect();
+        let hint = if complete.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n{complete:?} hold every insert: the cluster has them but never delivered \
+                 them to the others"
+            )
+        };
+        panic!("Teleportal clients did not converge within {CONVERGE:?}:\n{report:#?}{hint}");
     }
     let reference = clients[0].content();
     for client in clients {
