@@ -8,6 +8,8 @@
 //! cargo run --release --example loadgen -- --in-process many-docs --docs 1000 --clients-per-doc 2 --updates 10
 //! # Against a running server (e.g. the `server` example), reading its memory from /proc:
 //! cargo run --release --example loadgen -- --ws ws://127.0.0.1:1234 --server-pid PID one-doc --clients 10 --burst
+//! # Across the nodes of a cluster (`server --pubsub …`): receivers on both, the writer on the first:
+//! cargo run --release --example loadgen -- --ws ws://127.0.0.1:1234,ws://127.0.0.1:1235 one-doc --clients 10 --burst
 //! ```
 //!
 //! Modes:
@@ -18,6 +20,10 @@
 //!   `--relay-after-durable` sets `RelayMode::AfterDurable` (relay once fsync'd) instead of
 //!   the default `BeforeDurable`.
 //! - `--ws URL` connects to a running server's Teleportal endpoint (`URL/?token=…`).
+//!   `--ws URL1,URL2,…` spreads the clients over several nodes of one cluster: each
+//!   document's clients are assigned round-robin, its writer to the first URL, so with
+//!   `one-doc --clients 10` and two URLs the writer and four receivers are on the first node
+//!   and five receivers on the second, which get every update through the cluster's pub/sub.
 //!
 //! Workloads:
 //! - `one-doc --clients K --updates U (--burst | --paced RATE)`: K clients sync one new document;
@@ -37,7 +43,8 @@
 //! Memory is the server's `VmHWM` (peak) and `VmRSS` (idle: after every client left and the
 //! sessions were unloaded) from `/proc/<pid>/status`. In process that is this process, so it
 //! includes the clients; with `--ws` it is `--server-pid`, read `--idle-wait` seconds (default
-//! 2) after the clients left — the `server` example unloads sessions after 60 s.
+//! 2) after the clients left — the `server` example unloads sessions after 60 s. With several
+//! `--ws` URLs that is still the one server `--server-pid` names.
 //!
 //! The last line is exactly
 //! `updates/s <N>, delivery p50 <x> ms, p99 <y> ms, server peak RSS <a> MB, idle RSS <b> MB`.
@@ -65,7 +72,7 @@ use yrs::{Doc, GetString, Text, Transact};
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str =
-    "usage: loadgen (--in-process [--memory] [--websocket] [--relay-after-durable] | --ws URL [--server-pid PID]) \
+    "usage: loadgen (--in-process [--memory] [--websocket] [--relay-after-durable] | --ws URL[,URL…] [--server-pid PID]) \
 [--idle-wait SECS] [--in-flight N] [--timeout SECS]
   one-doc [--clients K] [--updates U] (--burst | --paced RATE)
   many-docs [--docs D] [--clients-per-doc C] [--updates U]";
@@ -77,7 +84,8 @@ enum Mode {
         relay: RelayMode,
     },
     Ws {
-        url: String,
+        /// One per node; clients are assigned round-robin.
+        urls: Vec<String>,
     },
 }
 
@@ -148,9 +156,16 @@ fn parse_args() -> Result<Args, Error> {
             "--memory" => memory = true,
             "--websocket" => websocket = true,
             "--ws" => {
-                mode = Some(Mode::Ws {
-                    url: value(&mut args, "--ws")?,
-                })
+                let list: String = value(&mut args, "--ws")?;
+                let urls: Vec<String> = list
+                    .split(',')
+                    .map(|url| url.trim().trim_end_matches('/').to_owned())
+                    .filter(|url| !url.is_empty())
+                    .collect();
+                if urls.is_empty() {
+                    return Err("--ws needs at least one URL".into());
+                }
+                mode = Some(Mode::Ws { urls });
             }
             "--server-pid" => server_pid = Some(value(&mut args, "--server-pid")?),
             "--idle-wait" => idle_wait = Duration::from_secs_f64(value(&mut args, "--idle-wait")?),
@@ -231,12 +246,13 @@ struct Client {
 enum Target {
     /// `serve` driven over in-memory channels, one task per connection.
     Channels(Server),
-    /// A Teleportal WebSocket endpoint, `ws://ADDR`.
-    Ws(String),
+    /// Teleportal WebSocket endpoints, `ws://ADDR`, one per node: the client in `slot`
+    /// connects to the endpoint `slot` modulo their number.
+    Ws(Vec<String>),
 }
 
 impl Target {
-    async fn connect(&self, name: &str) -> Result<Client, Error> {
+    async fn connect(&self, name: &str, slot: usize) -> Result<Client, Error> {
         match self {
             Target::Channels(server) => {
                 let (to_server, incoming) =
@@ -257,7 +273,8 @@ impl Target {
                     rx: Box::pin(from_server.map(Ok)),
                 })
             }
-            Target::Ws(url) => {
+            Target::Ws(urls) => {
+                let url = &urls[slot % urls.len()];
                 let (socket, _) =
                     tokio_tungstenite::connect_async(format!("{url}/?token={name}")).await?;
                 let (sink, stream) = socket.split();
@@ -284,10 +301,16 @@ impl Target {
     }
 }
 
-/// Connects `name` and syncs `document` (a new, empty one): sync-step-1 with an empty state
-/// vector, then waits for the ack; the server's sync-step-2 and sync-step-1 come before it.
-async fn connect_synced(target: &Target, name: &str, document: &str) -> Result<Client, Error> {
-    let mut client = target.connect(name).await?;
+/// Connects `name` (the document's client number `slot`, which picks the node) and syncs
+/// `document` (a new, empty one): sync-step-1 with an empty state vector, then waits for the
+/// ack; the server's sync-step-2 and sync-step-1 come before it.
+async fn connect_synced(
+    target: &Target,
+    name: &str,
+    slot: usize,
+    document: &str,
+) -> Result<Client, Error> {
+    let mut client = target.connect(name, slot).await?;
     let state_vector = Bytes::from_static(&[0]);
     client
         .tx
@@ -597,7 +620,7 @@ async fn run_workload(
             let document = format!("loadgen-{id}");
             let connecting = (0..clients).map(|c| {
                 let document = &document;
-                async move { connect_synced(target, &format!("client-{c}"), document).await }
+                async move { connect_synced(target, &format!("client-{c}"), c, document).await }
             });
             let mut connected = try_join_all(connecting).await?;
             let receivers = connected.split_off(1);
@@ -622,7 +645,7 @@ async fn run_workload(
             let connecting = names.iter().enumerate().map(|(d, document)| {
                 try_join_all((0..clients_per_doc).map(move |c| {
                     let name = format!("client-{d}-{c}");
-                    async move { connect_synced(target, &name, document).await }
+                    async move { connect_synced(target, &name, c, document).await }
                 }))
             });
             let connected = try_join_all(connecting).await?;
@@ -684,10 +707,7 @@ async fn run() -> Result<(), Error> {
     let mut temp = None;
     let mut server = None;
     let (target, pid) = match &args.mode {
-        Mode::Ws { url } => (
-            Target::Ws(url.trim_end_matches('/').to_owned()),
-            args.server_pid,
-        ),
+        Mode::Ws { urls } => (Target::Ws(urls.clone()), args.server_pid),
         Mode::InProcess {
             memory,
             websocket,
@@ -712,7 +732,7 @@ async fn run() -> Result<(), Error> {
                 let addr = listener.local_addr()?;
                 let app = teleportal::axum::router(engine);
                 tokio::spawn(async move { axum::serve(listener, app).await });
-                Target::Ws(format!("ws://{addr}"))
+                Target::Ws(vec![format!("ws://{addr}")])
             } else {
                 Target::Channels(engine)
             };

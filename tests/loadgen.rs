@@ -1,4 +1,8 @@
-//! The `loadgen` example runs a tiny workload in process and reports every update delivered.
+//! The `loadgen` example runs a tiny workload in process and reports every update delivered;
+//! with several `--ws` URLs, across the nodes of a cluster (PostgreSQL and Redis: without them
+//! that test skips, or fails under `CI`).
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -107,4 +111,63 @@ fn loadgen_rejects_a_missing_workload() {
         .output()
         .expect("run the loadgen example");
     assert!(!output.status.success());
+}
+
+/// Two `server` nodes on one PostgreSQL schema and Redis pub/sub; `--ws A,B` puts the writer
+/// and two receivers on A, two receivers on B, which get every update through Redis.
+#[cfg(all(unix, feature = "postgres", feature = "redis"))]
+#[test]
+fn one_document_across_two_nodes_delivers_every_update() {
+    use support::{ServerProcess, TestSchema, database_url, redis_url, run_id, service_reachable};
+
+    if !service_reachable("Redis", &redis_url()) {
+        return;
+    }
+    let run = run_id();
+    let Some(schema) = TestSchema::new(&format!("teleportal_loadgen_{run}")) else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("temp dir");
+    let nodes: Vec<ServerProcess> = (1..=2)
+        .map(|n| {
+            ServerProcess::start_with(
+                data.path(),
+                &[
+                    "--storage",
+                    &database_url(),
+                    "--schema",
+                    &schema.name,
+                    "--pubsub",
+                    &redis_url(),
+                    "--node-id",
+                    &format!("loadgen{n}-{run}"),
+                ],
+            )
+        })
+        .collect();
+    let urls: Vec<&str> = nodes.iter().map(|n| n.url.as_str()).collect();
+    let stdout = loadgen(&[
+        "--ws",
+        &urls.join(","),
+        "--server-pid",
+        &nodes[0].pid().to_string(),
+        "--idle-wait",
+        "0",
+        "--timeout",
+        "60",
+        "one-doc",
+        "--clients",
+        "5",
+        "--updates",
+        "50",
+        "--burst",
+    ]);
+    // 50 updates, each to the 4 receivers.
+    assert!(
+        stdout.contains("50 updates, 200 deliveries in "),
+        "{stdout}"
+    );
+    last_line_figures(&stdout);
+    drop(nodes);
+    drop(schema);
 }

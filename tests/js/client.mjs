@@ -148,6 +148,9 @@ try {
   print({ step: 'synced', content: text.toString(), clientID: doc.clientID })
   for (const step of steps) await run(step)
   provider.destroy()
+  // A pipe's writes go asynchronous once it is full, and process.exit drops what is still
+  // queued: exit only after the last line is out.
+  await new Promise((resolve) => process.stdout.write('', resolve))
   process.exit(0)
 } catch (error) {
   console.error(`client.mjs ${document}: ${error.message}`)

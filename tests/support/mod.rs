@@ -1,11 +1,12 @@
 //! Runs the `server` example and real y-websocket clients (`tests/js/client.mjs`) for the
-//! real-client tests.
+//! real-client tests, and finds the services (PostgreSQL, Redis, NATS) the cluster tests use.
 #![allow(dead_code, unreachable_pub)] // each test binary uses its own part of the helpers
 
 use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -55,7 +56,8 @@ pub fn example(name: &str) -> PathBuf {
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
-        "{} is missing: run through `cargo test`, which builds the examples",
+        "{} is missing: run through `cargo test` (which builds the examples when it builds \
+         every test) or `cargo build --all-features --examples` first",
         path.display()
     );
     path
@@ -67,6 +69,8 @@ pub struct ServerProcess {
     child: Child,
     /// `ws://127.0.0.1:<port>`.
     pub url: String,
+    data: PathBuf,
+    extra: Vec<String>,
     // Kept open so the server never writes into a closed pipe.
     _stdout: BufReader<ChildStdout>,
 }
@@ -75,27 +79,62 @@ impl ServerProcess {
     /// Starts the server on port 0 with its data in `data`, and waits for its
     /// `listening on ws://<addr>` line.
     pub fn start(data: &Path) -> ServerProcess {
-        let mut child = Command::new(server_example())
-            .args(["--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the server example");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        stdout
-            .read_line(&mut line)
-            .expect("read the server's first line");
-        let url = line
-            .trim_end()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("first line is not `listening on ws://…`: {line:?}"))
-            .to_owned();
-        assert!(url.starts_with("ws://"), "{url}");
+        ServerProcess::start_with(data, &[])
+    }
+
+    /// As [`ServerProcess::start`], with `extra` arguments (anything but `--listen`) after
+    /// `--data DIR`.
+    pub fn start_with(data: &Path, extra: &[&str]) -> ServerProcess {
+        let extra: Vec<String> = extra.iter().map(|&a| a.to_owned()).collect();
+        let (child, url, stdout) = spawn_server(data, &extra, "127.0.0.1:0")
+            .unwrap_or_else(|why| panic!("server {extra:?} did not start: {why}"));
         ServerProcess {
             child,
             url,
+            data: data.to_owned(),
+            extra,
             _stdout: stdout,
+        }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Ends the server abruptly with SIGKILL (no graceful shutdown, connections drop
+    /// without a close frame) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        // `Child::kill` is SIGKILL on Unix; an error means it had exited already.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a new process with the same arguments on the same address, so clients that
+    /// reconnect to [`ServerProcess::url`] find it again; kills the old one first if it still
+    /// runs. Retries for a few seconds while the port is not free yet.
+    pub fn restart(&mut self) {
+        self.kill();
+        let addr = self
+            .url
+            .strip_prefix("ws://")
+            .expect("ws:// URL")
+            .to_owned();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match spawn_server(&self.data, &self.extra, &addr) {
+                Ok((child, url, stdout)) => {
+                    assert_eq!(url, self.url, "restarted on another address");
+                    self.child = child;
+                    self._stdout = stdout;
+                    return;
+                }
+                Err(why) if Instant::now() < deadline => {
+                    eprintln!("restarting the server on {addr}: {why}; retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(why) => panic!("server {:?} did not restart on {addr}: {why}", self.extra),
+            }
         }
     }
 
@@ -107,6 +146,68 @@ impl ServerProcess {
             .expect("run kill");
         assert!(status.success(), "kill -TERM failed");
         wait_with_deadline(&mut self.child, Duration::from_secs(20))
+    }
+}
+
+/// Starts the server listening on `listen`; returns it, its URL and its stdout once it
+/// printed `listening on ws://<addr>`, or why it did not.
+fn spawn_server(
+    data: &Path,
+    extra: &[String],
+    listen: &str,
+) -> Result<(Child, String, BufReader<ChildStdout>), String> {
+    let mut child = Command::new(server_example())
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .args(extra)
+        .args(["--listen", listen])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the server example");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .expect("read the server's first line");
+    let Some(url) = line.trim_end().strip_prefix("listening on ") else {
+        let status = child.wait().expect("wait for the server");
+        return Err(format!(
+            "first line is not `listening on ws://…` but {line:?}; it exited with {status} \
+             (see its stderr above)"
+        ));
+    };
+    assert!(url.starts_with("ws://"), "{url}");
+    Ok((child, url.to_owned(), stdout))
+}
+
+/// Whether the TCP service named by `url` (`scheme://[user@]host:port[/…]`) accepts
+/// connections. When it does not, the test is skipped (returns `false`) and says why, unless
+/// `CI` is set: then it fails.
+pub fn service_reachable(what: &str, url: &str) -> bool {
+    let authority = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let reached = host_port
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())
+        .and_then(|mut addrs| addrs.next().ok_or_else(|| "no address".to_owned()))
+        .and_then(|addr| {
+            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())
+        });
+    match reached {
+        Ok(_) => true,
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but {what} at {url} is unreachable: {why}"
+            );
+            eprintln!("skipping: no {what} at {url}: {why}");
+            false
+        }
     }
 }
 
@@ -143,11 +244,22 @@ pub struct Client {
 impl Client {
     /// Starts a y-websocket client on `document` that runs `steps` (see `tests/js/client.mjs`).
     pub fn spawn(url: &str, document: &str, steps: &[&str]) -> Client {
+        Client::spawn_with_timeout(url, document, steps, Duration::from_secs(10))
+    }
+
+    /// As [`Client::spawn`], with `timeout` for each step instead of 10 s (`TIMEOUT_MS`).
+    pub fn spawn_with_timeout(
+        url: &str,
+        document: &str,
+        steps: &[&str],
+        timeout: Duration,
+    ) -> Client {
         let mut child = Command::new("node")
             .arg(js_dir().join("client.mjs"))
             .arg(url)
             .arg(document)
             .args(steps)
+            .env("TIMEOUT_MS", timeout.as_millis().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -231,4 +343,116 @@ impl Drop for Client {
 /// Runs a client to the end and returns its last line.
 pub fn run_client(url: &str, document: &str, steps: &[&str]) -> Value {
     Client::spawn(url, document, steps).finish()
+}
+
+/// PostgreSQL for the cluster tests: `DATABASE_URL`, default
+/// `postgres://postgres@127.0.0.1:5432/test`.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Redis: `REDIS_URL`, default `redis://127.0.0.1:6379`.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// NATS (with JetStream): `NATS_URL`, default `nats://127.0.0.1:4222`.
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// Lowercase hex no other run or test shares: for schemas, documents and node ids.
+pub fn run_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos();
+    format!("{:x}{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
+}
+
+/// Runs `future` to completion on a runtime of its own, in a thread of its own: callable from
+/// plain tests, from inside a test's runtime (which must not be blocked on) and from `Drop`.
+/// `Err` if it panicked.
+fn on_own_runtime<F>(future: F) -> std::thread::Result<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for PostgreSQL")
+            .block_on(future)
+    })
+    .join()
+}
+
+/// A PostgreSQL schema for one test, named by the test (the servers create it), dropped when
+/// this is dropped, also when the test panics. Drop it after the servers using it.
+#[derive(Debug)]
+pub struct TestSchema {
+    /// A plain identifier: lowercase letters, digits and `_`.
+    pub name: String,
+}
+
+impl TestSchema {
+    /// `Some` when PostgreSQL answers; `None` (after saying why) when it does not and `CI` is
+    /// unset. Under `CI` a missing server fails the test.
+    pub fn new(name: &str) -> Option<TestSchema> {
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            "schema name {name:?} is not a plain identifier"
+        );
+        let probe = on_own_runtime(async {
+            tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+                .await
+                .map(drop)
+        })
+        .expect("the PostgreSQL probe panicked");
+        match probe {
+            Ok(()) => Some(TestSchema {
+                name: name.to_owned(),
+            }),
+            Err(error) if std::env::var_os("CI").is_none() => {
+                eprintln!("skipping: no PostgreSQL at {}: {error}", database_url());
+                None
+            }
+            Err(error) => panic!(
+                "CI is set but PostgreSQL at {} is unusable: {error}",
+                database_url()
+            ),
+        }
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        let schema = self.name.clone();
+        let dropped = on_own_runtime(async move {
+            let (client, connection) =
+                match tokio_postgres::connect(&database_url(), tokio_postgres::NoTls).await {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        eprintln!("warning: cannot drop test schema {schema}: {error}");
+                        return;
+                    }
+                };
+            let driver = tokio::spawn(connection);
+            // A server still holding a lock (not dropped first) must not hang the test.
+            // `schema` was checked to be a plain identifier.
+            let sql = format!("SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {schema} CASCADE");
+            if let Err(error) = client.batch_execute(&sql).await {
+                eprintln!("warning: cannot drop test schema {schema}: {error}");
+            }
+            drop(client);
+            let _ = driver.await;
+        });
+        // No panic here: this may run while the test unwinds.
+        if dropped.is_err() {
+            eprintln!("warning: dropping test schema {} panicked", self.name);
+        }
+    }
 }
