@@ -20,6 +20,11 @@ pub struct ServerConfig {
     /// store reports it durable (default [`RelayMode::BeforeDurable`]). The sender's ACK always
     /// waits for durability.
     pub relay: RelayMode,
+    /// With pub/sub, how often each open document compares the updates it saw with the
+    /// storage's sequence numbers (default 5 s), to catch an update another node stored but
+    /// never published (it died in between, or lost the bus): three short checks in a row
+    /// and the document's clients get the whole stored document. `None` turns it off.
+    pub missed_update_check: Option<Duration>,
 }
 
 /// When an incoming update is relayed to the document's other local clients, relative to its
@@ -66,6 +71,7 @@ impl Default for ServerConfig {
             max_message_size: teleportal_core::codec::DEFAULT_MAX_MESSAGE_SIZE,
             dedup_window: 1024,
             relay: RelayMode::default(),
+            missed_update_check: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -98,6 +104,12 @@ impl ServerConfig {
     /// Sets when updates are relayed relative to their durable append.
     pub fn with_relay(mut self, relay: RelayMode) -> Self {
         self.relay = relay;
+        self
+    }
+
+    /// Sets [`missed_update_check`](Self::missed_update_check).
+    pub fn with_missed_update_check(mut self, interval: Option<Duration>) -> Self {
+        self.missed_update_check = interval;
         self
     }
 }

@@ -67,6 +67,7 @@
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
+mod audit;
 mod awareness;
 mod client;
 mod config;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use teleportal_pubsub::{NodePubSub, document_topic};
-use teleportal_storage::DocumentStore;
+use teleportal_storage::{DocumentId, DocumentStore};
 use tokio::sync::{Notify, mpsc};
 
 use crate::peer::{Broadcast, Closer, Peer};
@@ -199,6 +199,19 @@ impl Server {
             )?),
             None => None,
         };
+        // Read after subscribing: every later append is either published to this session or
+        // caught by its missed-update audit (see `audit`), which counts from here.
+        let audit_from = match (&subscription, self.config.missed_update_check) {
+            (Some(_), Some(_)) => {
+                let meta = self.store.metadata(&DocumentId::new(key)).await;
+                let meta = meta.map_err(|source| ServerError::Storage {
+                    document: key.to_string(),
+                    source,
+                })?;
+                Some(meta.map_or(0, |m| m.last_seq))
+            }
+            _ => None,
+        };
         let mut sessions = lock(&self.state.sessions);
         // Another connection may have opened it meanwhile; then its subscription serves.
         let session = sessions
@@ -210,8 +223,8 @@ impl Server {
                     self.store.clone(),
                     self.pubsub.clone(),
                     subscription,
-                    self.config.dedup_window,
-                    self.config.relay,
+                    &self.config,
+                    audit_from,
                 )
             })
             .clone();

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -16,6 +17,8 @@ use teleportal_pubsub::{NodePubSub, PubSubError, Subscription, document_topic};
 use teleportal_storage::{AppendReceipt, DocumentId, DocumentStore, Seq};
 use tokio::task::JoinHandle;
 
+use crate::ServerConfig;
+use crate::audit::{Audit, SeenUpdates};
 use crate::awareness::AwarenessStates;
 use crate::convert::{self, UpdateForms};
 use crate::dedup::RecentIds;
@@ -112,6 +115,8 @@ pub(crate) struct Session {
     unstored: Unstored,
     /// Set by the first doc or awareness message (spec §4.3).
     encrypted: Mutex<Option<bool>>,
+    /// Updates seen (own appends, other nodes' publications), for the missed-update audit.
+    seen: SeenUpdates,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -137,9 +142,11 @@ impl Session {
         store: DocumentStore,
         pubsub: Option<NodePubSub>,
         subscription: Option<Subscription>,
-        dedup_window: usize,
-        relay: RelayMode,
+        config: &ServerConfig,
+        audit_from: Option<u64>,
     ) -> Arc<Session> {
+        let (dedup_window, relay) = (config.dedup_window, config.relay);
+        let missed_update_check = config.missed_update_check.zip(audit_from);
         let session = Arc::new(Session {
             name: Arc::from(name),
             document: Arc::from(document),
@@ -155,11 +162,16 @@ impl Session {
             size: Arc::default(),
             unstored: Arc::default(),
             encrypted: Mutex::new(None),
+            seen: SeenUpdates::default(),
             task: Mutex::new(None),
         });
         if let Some(subscription) = subscription {
             // The task holds a weak reference so that dropping the session ends it.
-            let task = tokio::spawn(relay_remote(Arc::downgrade(&session), subscription));
+            let task = tokio::spawn(relay_remote(
+                Arc::downgrade(&session),
+                subscription,
+                missed_update_check,
+            ));
             *lock(&session.task) = Some(task);
         }
         session
@@ -381,6 +393,7 @@ impl Session {
         let result = self.store.append(&self.doc, stored).await;
         if let Ok(receipt) = &result {
             self.track_size(receipt);
+            self.seen.record();
         }
         drop(reservation);
         result.map_err(|source| self.storage_error(source))?;
@@ -628,6 +641,7 @@ impl Session {
                     .and_then(|e| UpdateForms::from_v2(e.structure_update).ok());
                 match forms {
                     Some(forms) if !forms.empty => {
+                        self.seen.record();
                         let message = self.update_message(&forms);
                         self.broadcast(
                             None,
@@ -687,6 +701,27 @@ impl Session {
             .map_err(|source| self.invalid_update(source))
     }
 
+    /// One missed-update check (see [`crate::audit`]): resyncs the clients when updates were
+    /// stored that this session never saw.
+    async fn audit(&self, audit: &mut Audit) {
+        // Storage first, then the count: a publication arriving in between only makes the
+        // session look less behind.
+        let last_seq = match self.store.metadata(&self.doc).await {
+            Ok(meta) => meta.map_or(0, |m| m.last_seq),
+            Err(error) => {
+                tracing::warn!(document = %self.name, %error, "missed-update check failed");
+                return;
+            }
+        };
+        if audit.check(last_seq, self.seen.count()) {
+            tracing::warn!(
+                document = %self.name,
+                "updates were stored that never reached this node; resyncing clients"
+            );
+            self.resync().await;
+        }
+    }
+
     /// After pub/sub dropped frames, local clients may have missed updates. Each gets the
     /// whole stored document as one update: applying it is idempotent, and it is the only
     /// answer that needs no knowledge of what each client has.
@@ -734,20 +769,56 @@ fn presence_broadcast(message: &Message) -> Broadcast {
     }
 }
 
-async fn relay_remote(session: Weak<Session>, mut subscription: Subscription) {
-    while let Some(item) = subscription.next().await {
-        let Some(session) = session.upgrade() else {
-            return;
-        };
-        match item {
-            Ok(frame) => session.on_remote(frame.message),
-            Err(PubSubError::Lagged { missed }) => {
-                tracing::warn!(document = %session.name, missed, "pub/sub lagged; resyncing clients");
-                session.resync().await;
+/// Relays what other nodes publish; with `missed_update_check` (interval, the storage's last
+/// sequence number when the subscription started) it also audits for missed updates.
+async fn relay_remote(
+    session: Weak<Session>,
+    mut subscription: Subscription,
+    missed_update_check: Option<(Duration, u64)>,
+) {
+    let mut ticks = missed_update_check.map(|(every, _)| {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
+    let mut audit = Audit::default();
+    if let Some((_, last_seq)) = missed_update_check {
+        audit.restart(last_seq, 0);
+    }
+    loop {
+        tokio::select! {
+            item = subscription.next() => {
+                let Some(item) = item else { return };
+                let Some(session) = session.upgrade() else {
+                    return;
+                };
+                match item {
+                    Ok(frame) => session.on_remote(frame.message),
+                    Err(PubSubError::Lagged { missed }) => {
+                        tracing::warn!(document = %session.name, missed, "pub/sub lagged; resyncing clients");
+                        session.resync().await;
+                    }
+                    Err(error) => {
+                        tracing::warn!(document = %session.name, %error, "pub/sub subscription error");
+                    }
+                }
             }
-            Err(error) => {
-                tracing::warn!(document = %session.name, %error, "pub/sub subscription error");
+            _ = next_tick(ticks.as_mut()) => {
+                let Some(session) = session.upgrade() else {
+                    return;
+                };
+                session.audit(&mut audit).await;
             }
         }
+    }
+}
+
+/// The next tick, or never without a ticker.
+async fn next_tick(ticks: Option<&mut tokio::time::Interval>) {
+    match ticks {
+        Some(ticks) => {
+            ticks.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }

@@ -163,3 +163,33 @@ async fn before_durable_publishes_only_once_stored() {
     remote_doc.apply_message(&published);
     assert_eq!(remote_doc.text(), "x");
 }
+
+/// A node that dies between storing an update and publishing it: the others find the update
+/// in storage on their own and hand it to their clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_stored_but_never_published_still_reaches_the_other_nodes() {
+    use std::time::Duration;
+    use teleportal_server::ServerConfig;
+
+    let bus = MemoryPubSub::new();
+    let store = DocumentStore::new(MemoryStorage::new());
+    let config = ServerConfig::default().with_missed_update_check(Some(Duration::from_millis(50)));
+    let survivor = Server::new(store.clone())
+        .with_config(config)
+        .with_pubsub(NodePubSub::new("survivor", bus.clone()));
+    let mut client = Client::connect(&survivor, "reader");
+    let replica = Replica::new(1);
+    sync(&mut client, &replica, "doc").await;
+
+    // What a dying node managed: the durable append, not the publication.
+    let writer = Replica::new(2);
+    store
+        .append(
+            &DocumentId::new("doc"),
+            writer.type_text_v1("stored, never published"),
+        )
+        .await
+        .expect("append");
+
+    converge(&mut client, &replica, "stored, never published").await;
+}

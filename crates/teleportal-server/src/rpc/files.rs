@@ -49,6 +49,8 @@ use super::{RpcError, RpcHandler, RpcRequest, RpcResponse};
 /// let storage = Arc::new(MemoryStorage::new());
 /// let server = Server::new(DocumentStore::new(storage.clone()))
 ///     .with_rpc(FileRpc::new(storage.clone(), storage).with_max_size(64 << 20));
+/// // Serve connections with `teleportal_server::serve`, or mount `teleportal-axum`.
+/// # drop(server);
 /// ```
 #[derive(Debug)]
 pub struct FileRpc<F, U> {

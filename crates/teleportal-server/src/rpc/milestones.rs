@@ -39,6 +39,8 @@ const DELETED: &str = "deleted";
 /// let storage = Arc::new(MemoryStorage::new());
 /// let server = Server::new(DocumentStore::new(storage.clone()))
 ///     .with_rpc(MilestoneRpc::new(storage));
+/// // Serve connections with `teleportal_server::serve`, or mount `teleportal-axum`.
+/// # drop(server);
 /// ```
 #[derive(Debug, Clone)]
 pub struct MilestoneRpc<M> {

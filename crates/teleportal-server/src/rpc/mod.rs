@@ -9,7 +9,6 @@
 //!
 //! ```
 //! use async_trait::async_trait;
-//! use teleportal_core::Any;
 //! use teleportal_server::rpc::{RpcError, RpcHandler, RpcRequest, RpcResponse};
 //! use teleportal_server::Server;
 //! use teleportal_storage::{DocumentStore, MemoryStorage};
@@ -28,6 +27,8 @@
 //! }
 //!
 //! let server = Server::new(DocumentStore::new(MemoryStorage::new())).with_rpc(Echo);
+//! // Serve connections with `teleportal_server::serve`, or mount `teleportal-axum`.
+//! # drop(server);
 //! ```
 
 pub(crate) mod dispatch;
