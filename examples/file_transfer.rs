@@ -187,8 +187,12 @@ async fn run() -> Result<String, Error> {
         args.size
     );
 
-    let (socket, _) =
-        tokio_tungstenite::connect_async(format!("{}/?token=file-transfer", args.server)).await?;
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(
+        format!("{}/?token=file-transfer", args.server),
+        None,
+        true,
+    )
+    .await?;
     let (mut tx, mut rx) = socket.split();
     let mut send = async |message: Message| -> Result<MessageId, Error> {
         let bytes = message.to_bytes();

@@ -58,6 +58,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::serve::ListenerExt as _;
 use bytes::Bytes;
 use futures::future::{join_all, ready, try_join_all};
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -276,7 +277,13 @@ impl Target {
             Target::Ws(urls) => {
                 let url = &urls[slot % urls.len()];
                 let (socket, _) =
-                    tokio_tungstenite::connect_async(format!("{url}/?token={name}")).await?;
+                    // TCP_NODELAY, as the server sets it: no 40 ms Nagle/delayed-ACK stalls.
+                    tokio_tungstenite::connect_async_with_config(
+                        format!("{url}/?token={name}"),
+                        None,
+                        true,
+                    )
+                    .await?;
                 let (sink, stream) = socket.split();
                 let tx = sink
                     .sink_map_err(|e| -> Error { Box::new(e) })
@@ -731,6 +738,9 @@ async fn run() -> Result<(), Error> {
                     tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
                 let addr = listener.local_addr()?;
                 let app = teleportal::axum::router(engine);
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 tokio::spawn(async move { axum::serve(listener, app).await });
                 Target::Ws(vec![format!("ws://{addr}")])
             } else {

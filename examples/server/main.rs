@@ -43,6 +43,7 @@
 
 mod backends;
 
+use axum::serve::ListenerExt as _;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -193,6 +194,13 @@ async fn run() -> Result<(), Error> {
         app = app.with_rate_limit(Arc::new(limiter), MAX_VIOLATIONS);
     }
     let app = app.build();
+    // Small frames go out at once: with Nagle's algorithm a relay could wait for the client's
+    // delayed ACK (40 ms on Linux).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            eprintln!("server: cannot set TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
