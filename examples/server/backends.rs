@@ -14,76 +14,120 @@ use teleportal::storage::{
 
 use crate::Error;
 
-/// Where documents and milestones live.
-pub(crate) enum Storage {
-    /// The embedded default, in `--data`; closed (queued writes finished) at shutdown.
-    Sqlite(Arc<SqliteStorage>),
-    /// Shared by every node (`--storage postgres://…`).
-    #[cfg(feature = "postgres")]
-    Postgres(Arc<teleportal::postgres::PostgresStorage>),
+/// Where documents, milestones, uploads and files live.
+///
+/// One main store keeps everything by default: SQLite in `--data`, or PostgreSQL with
+/// `--storage postgres://…`. `--storage s3://…` moves documents to S3 (milestones and uploads
+/// in progress stay in SQLite), and `--files s3://…` moves finished files there.
+pub(crate) struct Storage {
+    documents: Arc<dyn DocumentStorage>,
+    milestones: Arc<dyn MilestoneStorage>,
+    uploads: Arc<dyn TemporaryUploadStorage>,
+    files: Arc<dyn FileStorage>,
+    /// The embedded store, closed (queued writes finished) at shutdown.
+    sqlite: Option<Arc<SqliteStorage>>,
 }
 
 impl Storage {
-    /// Opens `--storage URL` (PostgreSQL, in `schema` if given), or SQLite in `data`.
+    /// Opens the stores the flags name.
     pub(crate) async fn open(
-        url: Option<&str>,
+        storage: Option<&str>,
         schema: Option<&str>,
+        files: Option<&str>,
         data: &Path,
     ) -> Result<Self, Error> {
-        match url {
-            None => Ok(Storage::Sqlite(Arc::new(SqliteStorage::open(data)?))),
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                #[cfg(feature = "postgres")]
-                {
-                    use teleportal::postgres::{PostgresConfig, PostgresStorage};
-                    let mut config = PostgresConfig::from_url(url)?;
-                    if let Some(schema) = schema {
-                        config = config.with_schema(schema);
-                    }
-                    Ok(Storage::Postgres(Arc::new(
-                        PostgresStorage::connect(config).await?,
-                    )))
-                }
-                #[cfg(not(feature = "postgres"))]
-                {
-                    let _ = schema;
-                    Err(missing_feature("postgres"))
+        let postgres =
+            storage.filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+        let s3_documents = storage.filter(|u| u.starts_with("s3://"));
+        if let Some(url) = storage
+            && postgres.is_none()
+            && s3_documents.is_none()
+        {
+            return Err(format!("--storage {url:?}: expected postgres://… or s3://…").into());
+        }
+        let mut opened = match postgres {
+            Some(url) => Self::postgres(url, schema).await?,
+            None => {
+                let sqlite = Arc::new(SqliteStorage::open(data)?);
+                Storage {
+                    documents: sqlite.clone(),
+                    milestones: sqlite.clone(),
+                    uploads: sqlite.clone(),
+                    files: sqlite.clone(),
+                    sqlite: Some(sqlite),
                 }
             }
-            Some(url) => Err(format!("--storage {url:?}: expected postgres://…").into()),
+        };
+        if let Some(url) = s3_documents {
+            opened.documents = s3_documents_at(url)?;
         }
+        if let Some(url) = files {
+            opened.files = s3_files_at(url)?;
+        }
+        Ok(opened)
+    }
+
+    #[cfg(feature = "postgres")]
+    async fn postgres(url: &str, schema: Option<&str>) -> Result<Self, Error> {
+        use teleportal::postgres::{PostgresConfig, PostgresStorage};
+        let mut config = PostgresConfig::from_url(url)?;
+        if let Some(schema) = schema {
+            config = config.with_schema(schema);
+        }
+        let pg = Arc::new(PostgresStorage::connect(config).await?);
+        Ok(Storage {
+            documents: pg.clone(),
+            milestones: pg.clone(),
+            uploads: pg.clone(),
+            files: pg,
+            sqlite: None,
+        })
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    async fn postgres(_url: &str, _schema: Option<&str>) -> Result<Self, Error> {
+        Err(missing_feature("postgres"))
     }
 
     /// The embedded store, which needs closing at shutdown; `None` for server-side stores.
+    /// The other handles are dropped first, so it can be unwrapped once the server let go.
     pub(crate) fn into_sqlite(self) -> Option<Arc<SqliteStorage>> {
-        match self {
-            Storage::Sqlite(storage) => Some(storage),
-            #[cfg(feature = "postgres")]
-            Storage::Postgres(_) => None,
-        }
+        self.sqlite
     }
 
-    /// A server over this storage, answering milestone and file RPCs from it too (uploads in
-    /// progress and finished files alike).
+    /// A server over these stores, answering milestone and file RPCs too.
     pub(crate) fn server(&self) -> (Server, DocumentStore) {
-        match self {
-            Storage::Sqlite(storage) => over(storage),
-            #[cfg(feature = "postgres")]
-            Storage::Postgres(storage) => over(storage),
-        }
+        let store = DocumentStore::from_arc(self.documents.clone());
+        let server = Server::new(store.clone())
+            .with_rpc(MilestoneRpc::new(self.milestones.clone()))
+            .with_rpc(FileRpc::new(self.files.clone(), self.uploads.clone()));
+        (server, store)
     }
 }
 
-/// A server whose documents, milestones and files all live in `storage`.
-fn over<S>(storage: &Arc<S>) -> (Server, DocumentStore)
-where
-    S: DocumentStorage + MilestoneStorage + FileStorage + TemporaryUploadStorage,
-{
-    let store = DocumentStore::from_arc(storage.clone());
-    let server = Server::new(store.clone())
-        .with_rpc(MilestoneRpc::new(storage.clone()))
-        .with_rpc(FileRpc::new(storage.clone(), storage.clone()));
-    (server, store)
+#[cfg(feature = "s3")]
+fn s3_documents_at(url: &str) -> Result<Arc<dyn DocumentStorage>, Error> {
+    let config = teleportal::s3::S3Config::from_url(url)?;
+    Ok(Arc::new(teleportal::s3::S3DocumentStorage::new(&config)?))
+}
+
+#[cfg(feature = "s3")]
+fn s3_files_at(url: &str) -> Result<Arc<dyn FileStorage>, Error> {
+    if !url.starts_with("s3://") {
+        return Err(format!("--files {url:?}: expected s3://…").into());
+    }
+    let config = teleportal::s3::S3Config::from_url(url)?;
+    Ok(Arc::new(teleportal::s3::S3FileStorage::new(&config)?))
+}
+
+#[cfg(not(feature = "s3"))]
+fn s3_documents_at(_url: &str) -> Result<Arc<dyn DocumentStorage>, Error> {
+    Err(missing_feature("s3"))
+}
+
+#[cfg(not(feature = "s3"))]
+fn s3_files_at(_url: &str) -> Result<Arc<dyn FileStorage>, Error> {
+    Err(missing_feature("s3"))
 }
 
 /// Which bus `--pubsub URL` names.

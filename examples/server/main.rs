@@ -28,9 +28,12 @@
 //! JetStream replay (feature `nats`); `--node-id NAME` names this node on the bus (default:
 //! host name and process id), and must differ between nodes.
 //!
-//! `--storage postgres://user@host:port/db` keeps documents and milestones in PostgreSQL
-//! instead (feature `postgres`; `--schema NAME` picks the schema, default `teleportal`), which
-//! is what several nodes share.
+//! `--storage postgres://user@host:port/db` keeps documents, milestones and files in
+//! PostgreSQL instead (feature `postgres`; `--schema NAME` picks the schema, default
+//! `teleportal`), which is what several nodes share. `--storage s3://BUCKET[/PREFIX]?endpoint=…`
+//! keeps documents in an S3-compatible store (feature `s3`; milestones and uploads in progress
+//! stay in `--data`), and `--files s3://…` keeps finished files there; see `teleportal_s3`'s
+//! `S3Config` for the URL, credentials come from the `AWS_*` environment variables.
 //!
 //! Milestones (spec §11.4: list, get, create, rename, delete, restore) and files (§12: upload
 //! by verified chunks, resumable; download with proofs; up to 1 GiB) are kept in the same
@@ -55,7 +58,7 @@ type Error = Box<dyn std::error::Error>;
 
 const USAGE: &str =
     "usage: server [--listen ADDR] [--data DIR] [--jwt-secret SECRET] [--rate-limit N]
-              [--storage postgres://… [--schema NAME]]
+              [--storage postgres://…|s3://… [--schema NAME]] [--files s3://…]
               [--pubsub redis://…|nats://…|nats+jetstream://…] [--node-id NAME]
     (defaults 127.0.0.1:1234, ./data, no authentication, no rate limit, a single node)";
 
@@ -69,6 +72,7 @@ struct Args {
     rate_limit: Option<u32>,
     storage: Option<String>,
     schema: Option<String>,
+    files: Option<String>,
     pubsub: Option<backends::PubSubUrl>,
     node_id: Option<String>,
 }
@@ -80,6 +84,7 @@ fn parse_args() -> Result<Args, Error> {
     let mut rate_limit = None;
     let mut storage = None;
     let mut schema = None;
+    let mut files = None;
     let mut pubsub = None;
     let mut node_id = None;
     let mut args = std::env::args().skip(1);
@@ -110,6 +115,7 @@ fn parse_args() -> Result<Args, Error> {
             }
             "--storage" => storage = Some(args.next().ok_or("--storage needs a URL")?),
             "--schema" => schema = Some(args.next().ok_or("--schema needs a name")?),
+            "--files" => files = Some(args.next().ok_or("--files needs a URL")?),
             "--pubsub" => {
                 let url = args.next().ok_or("--pubsub needs a URL")?;
                 pubsub = Some(backends::PubSubUrl::parse(&url)?);
@@ -135,6 +141,7 @@ fn parse_args() -> Result<Args, Error> {
         rate_limit,
         storage,
         schema,
+        files,
         pubsub,
         node_id,
     })
@@ -162,9 +169,13 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Error> {
     let args = parse_args()?;
     // Kept beside the server so SQLite can be closed (queued writes finished) after it.
-    let storage =
-        backends::Storage::open(args.storage.as_deref(), args.schema.as_deref(), &args.data)
-            .await?;
+    let storage = backends::Storage::open(
+        args.storage.as_deref(),
+        args.schema.as_deref(),
+        args.files.as_deref(),
+        &args.data,
+    )
+    .await?;
     let (mut server, store) = storage.server();
     if let Some(url) = &args.pubsub {
         let node_id = args

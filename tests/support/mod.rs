@@ -71,6 +71,7 @@ pub struct ServerProcess {
     pub url: String,
     data: PathBuf,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
     // Kept open so the server never writes into a closed pipe.
     _stdout: BufReader<ChildStdout>,
 }
@@ -85,14 +86,25 @@ impl ServerProcess {
     /// As [`ServerProcess::start`], with `extra` arguments (anything but `--listen`) after
     /// `--data DIR`.
     pub fn start_with(data: &Path, extra: &[&str]) -> ServerProcess {
+        ServerProcess::start_with_env(data, extra, &[])
+    }
+
+    /// As [`ServerProcess::start_with`], with environment variables for the server (kept for
+    /// restarts).
+    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> ServerProcess {
         let extra: Vec<String> = extra.iter().map(|&a| a.to_owned()).collect();
-        let (child, url, stdout) = spawn_server(data, &extra, "127.0.0.1:0")
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let (child, url, stdout) = spawn_server(data, &extra, &env, "127.0.0.1:0")
             .unwrap_or_else(|why| panic!("server {extra:?} did not start: {why}"));
         ServerProcess {
             child,
             url,
             data: data.to_owned(),
             extra,
+            env,
             _stdout: stdout,
         }
     }
@@ -122,7 +134,7 @@ impl ServerProcess {
             .to_owned();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match spawn_server(&self.data, &self.extra, &addr) {
+            match spawn_server(&self.data, &self.extra, &self.env, &addr) {
                 Ok((child, url, stdout)) => {
                     assert_eq!(url, self.url, "restarted on another address");
                     self.child = child;
@@ -154,12 +166,14 @@ impl ServerProcess {
 fn spawn_server(
     data: &Path,
     extra: &[String],
+    env: &[(String, String)],
     listen: &str,
 ) -> Result<(Child, String, BufReader<ChildStdout>), String> {
     let mut child = Command::new(server_example())
         .args(["--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .args(extra)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["--listen", listen])
         .stdout(Stdio::piped())
         .spawn()
