@@ -555,13 +555,25 @@ async fn clients_on_three_nodes_converge_over_nats_jetstream() {
 /// keeps retrying) comes back only after the check.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_acknowledged_update_is_lost_when_a_node_is_killed_under_load() {
+    killed_node_loses_nothing("Redis", &redis_url()).await;
+}
+
+/// The same over NATS JetStream: the restarted node (same node id) also resumes its durable
+/// consumers where the killed process left them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_acknowledged_update_is_lost_when_a_node_is_killed_under_load_over_nats() {
+    let url = nats_url().replacen("nats://", "nats+jetstream://", 1);
+    killed_node_loses_nothing("NATS", &url).await;
+}
+
+async fn killed_node_loses_nothing(bus: &str, bus_url: &str) {
     const WRITERS: usize = 3;
     const INSERTS: usize = 80;
     const KILL_AFTER: usize = 30;
     const VICTIM: usize = 1;
     let run = run_id();
-    let bus_url = redis_url();
-    let Some(schema) = prepare(&run, "Redis", &bus_url) else {
+    let bus_url = bus_url.to_owned();
+    let Some(schema) = prepare(&run, bus, &bus_url) else {
         return;
     };
     let mut cluster = Cluster::start(&schema.name, &bus_url, &run);
