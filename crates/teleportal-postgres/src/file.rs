@@ -98,16 +98,7 @@ impl FileStorage for PostgresStorage {
         metadata: FileMetadata,
         chunks: Vec<Bytes>,
     ) -> Result<(), StorageError> {
-        if u32::try_from(chunks.len()).ok() != Some(metadata.chunk_count) {
-            return Err(StorageError::InvalidRequest {
-                reason: format!(
-                    "file {} declares {} chunks but {} were given",
-                    metadata.id,
-                    metadata.chunk_count,
-                    chunks.len()
-                ),
-            });
-        }
+        metadata.check_chunk_count(chunks.len())?;
         let values = MetadataValues::new(&metadata);
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;

@@ -213,16 +213,7 @@ impl FileStorage for S3FileStorage {
         metadata: FileMetadata,
         chunks: Vec<Bytes>,
     ) -> Result<(), StorageError> {
-        if u32::try_from(chunks.len()).ok() != Some(metadata.chunk_count) {
-            return Err(StorageError::InvalidRequest {
-                reason: format!(
-                    "file {} declares {} chunks but {} were given",
-                    metadata.id,
-                    metadata.chunk_count,
-                    chunks.len()
-                ),
-            });
-        }
+        metadata.check_chunk_count(chunks.len())?;
         let meta_key = keys::file_meta(&self.prefix, &metadata.id);
         match self.store.head(&meta_key).await {
             Ok(_) => return Ok(()), // Content-addressed: the stored file has these bytes.

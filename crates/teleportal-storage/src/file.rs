@@ -110,6 +110,32 @@ impl FileMetadata {
         self.last_modified = last_modified;
         self
     }
+
+    /// Checks that `chunks` chunks are what this file declares, as
+    /// [`FileStorage::put_file`] requires of every backend.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidRequest`] naming both counts.
+    ///
+    /// ```
+    /// use teleportal_storage::{FileId, FileMetadata};
+    ///
+    /// let meta = FileMetadata::new(FileId::new([1; 32]), "a.txt", 10, "text/plain", 4, 3);
+    /// assert!(meta.check_chunk_count(3).is_ok());
+    /// assert!(meta.check_chunk_count(2).is_err());
+    /// ```
+    pub fn check_chunk_count(&self, chunks: usize) -> Result<(), StorageError> {
+        if u32::try_from(chunks).ok() == Some(self.chunk_count) {
+            Ok(())
+        } else {
+            Err(StorageError::InvalidRequest {
+                reason: format!(
+                    "file {} declares {} chunks but {chunks} were given",
+                    self.id, self.chunk_count
+                ),
+            })
+        }
+    }
 }
 
 /// Finished files: metadata plus chunks, keyed by [`FileId`].

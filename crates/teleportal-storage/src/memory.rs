@@ -181,7 +181,7 @@ impl FileStorage for MemoryStorage {
         metadata: FileMetadata,
         chunks: Vec<Bytes>,
     ) -> Result<(), StorageError> {
-        check_chunk_count(&metadata, chunks.len())?;
+        metadata.check_chunk_count(chunks.len())?;
         self.state()
             .files
             .entry(metadata.id)
@@ -364,23 +364,6 @@ fn not_found(kind: &'static str, id: impl std::fmt::Display) -> StorageError {
 fn incomplete(id: &FileId) -> StorageError {
     StorageError::InvalidRequest {
         reason: format!("upload {id} is missing chunks"),
-    }
-}
-
-/// The chunk count a file declares must match what is stored.
-pub(crate) fn check_chunk_count(
-    metadata: &FileMetadata,
-    chunks: usize,
-) -> Result<(), StorageError> {
-    if u32::try_from(chunks).ok() == Some(metadata.chunk_count) {
-        Ok(())
-    } else {
-        Err(StorageError::InvalidRequest {
-            reason: format!(
-                "file {} declares {} chunks but {chunks} were given",
-                metadata.id, metadata.chunk_count
-            ),
-        })
     }
 }
 

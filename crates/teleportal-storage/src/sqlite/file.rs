@@ -6,7 +6,6 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::{SqliteStorage, not_found, sql, u64_from_sql, u64_to_sql};
-use crate::memory::check_chunk_count;
 use crate::{DocumentId, FileId, FileMetadata, FileStorage, StorageError};
 
 /// The columns [`metadata_from_row`] reads, in order; `files` and `uploads` both have them.
@@ -55,7 +54,7 @@ impl FileStorage for SqliteStorage {
         metadata: FileMetadata,
         chunks: Vec<Bytes>,
     ) -> Result<(), StorageError> {
-        check_chunk_count(&metadata, chunks.len())?;
+        metadata.check_chunk_count(chunks.len())?;
         self.write(move |conn| put_file(conn, &metadata, &chunks))
             .await
     }
