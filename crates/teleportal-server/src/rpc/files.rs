@@ -13,9 +13,7 @@ use teleportal_core::rpc::{
     FILE_DOWNLOAD, FILE_UPLOAD, FileDownloadRequest, FileDownloadResponse, FilePartStream,
     FileUploadRequest, FileUploadResponse,
 };
-use teleportal_storage::{
-    FileId, FileMetadata, FileStorage, StorageError, TemporaryUploadStorage, UploadProgress,
-};
+use teleportal_storage::{FileId, FileMetadata, FileStorage, StorageError, TemporaryUploadStorage};
 
 use super::{RpcError, RpcHandler, RpcRequest, RpcResponse};
 
@@ -198,10 +196,6 @@ impl<F: FileStorage, U: TemporaryUploadStorage> FileRpc<F, U> {
 
     /// Moves a complete upload into file storage if its chunks hash to its id.
     async fn finish(&self, id: &FileId) -> Result<(), RpcError> {
-        let Some(UploadProgress { .. }) = self.uploads.progress(id).await? else {
-            // Another part finished it first.
-            return Ok(());
-        };
         let (metadata, chunks) = match self.uploads.take(id).await {
             Ok(taken) => taken,
             // Not complete after all (a concurrent retransmission): the last part finishes it.
