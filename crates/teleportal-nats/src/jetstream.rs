@@ -12,17 +12,18 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pu
 use async_nats::jetstream::stream::{self, StorageType};
 use async_nats::jetstream::{self as js};
 use bytes::Bytes;
+use futures::future::{self, Either};
 use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use teleportal_core::DecodeError;
 use teleportal_pubsub::{BoxError, PubSubError, PubSubFrame, Subscription};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::JoinHandle;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use crate::JetStreamConfig;
 use crate::error::NatsError;
-use crate::pubsub::AbortOnDrop;
 
 /// The JetStream side of a [`NatsPubSub`](crate::NatsPubSub).
 pub(crate) struct JetStreamBus {
@@ -45,15 +46,23 @@ impl fmt::Debug for JetStreamBus {
 struct Shared {
     /// The topics this node reads, each with its consumer's reader and local fanout.
     topics: Mutex<HashMap<String, Topic>>,
+    /// Readers told to stop that may still be confirming an ack; a new subscription to the
+    /// topic waits for them, so it resumes after the last frame they handed out.
+    stopping: Mutex<HashMap<String, JoinHandle<()>>>,
     /// Held while a consumer is looked up or created, so concurrent first subscriptions to
     /// one topic start one reader.
     control: tokio::sync::Mutex<()>,
 }
 
+/// How long a new subscription waits for the topic's previous reader to confirm its last ack
+/// before going ahead (a frame whose ack is unconfirmed is replayed: a duplicate, not a loss).
+const STOPPING_READER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 struct Topic {
     tx: broadcast::Sender<Event>,
-    /// Reads the consumer; dropping the topic stops it, and the consumer keeps its place.
-    reader: AbortOnDrop,
+    /// Reads the consumer until `stop` is dropped; the consumer keeps its place.
+    reader: JoinHandle<()>,
+    stop: oneshot::Sender<()>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +107,7 @@ impl JetStreamBus {
             capacity,
             shared: Arc::new(Shared {
                 topics: Mutex::default(),
+                stopping: Mutex::default(),
                 control: tokio::sync::Mutex::new(()),
             }),
         })
@@ -139,6 +149,11 @@ impl JetStreamBus {
         // Another subscription may have started the reader while this one waited.
         if let Some(rx) = self.join(topic) {
             return Ok(self.subscription(topic, rx));
+        }
+        let stopping = lock(&self.shared.stopping).remove(topic);
+        if let Some(reader) = stopping {
+            // Abandoned only if NATS does not answer its ack in time.
+            let _ = tokio::time::timeout(STOPPING_READER_WAIT, reader).await;
         }
         let name = self.consumer_name(topic);
         let consumer_config = pull::Config {
@@ -188,11 +203,9 @@ impl JetStreamBus {
             .await
             .map_err(|source| NatsError::Subscribe { subject, source })?;
         let (tx, rx) = broadcast::channel(self.capacity);
-        let reader = tokio::spawn(read_consumer(messages, tx.clone(), name));
-        let entry = Topic {
-            tx,
-            reader: AbortOnDrop(reader),
-        };
+        let (stop, stopped) = oneshot::channel();
+        let reader = tokio::spawn(read_consumer(messages, tx.clone(), name, stopped));
+        let entry = Topic { tx, reader, stop };
         lock(&self.shared.topics).insert(topic.to_owned(), entry);
         Ok(self.subscription(topic, rx))
     }
@@ -202,7 +215,7 @@ impl JetStreamBus {
     fn join(&self, topic: &str) -> Option<broadcast::Receiver<Event>> {
         let mut topics = lock(&self.shared.topics);
         match topics.get(topic) {
-            Some(entry) if entry.reader.0.is_finished() => {
+            Some(entry) if entry.reader.is_finished() => {
                 topics.remove(topic);
                 None
             }
@@ -227,8 +240,22 @@ impl JetStreamBus {
 /// waits for the server to confirm the ack: the ack floor is then exact, which is what lets a
 /// later subscription resume at the first frame this node has not seen (see `subscribe`).
 /// The cost is one round trip to NATS per frame and topic.
-async fn read_consumer(mut messages: pull::Stream, tx: broadcast::Sender<Event>, name: String) {
-    while let Some(message) = messages.next().await {
+///
+/// `stopped` fires (or is dropped) when the last local subscription goes away; it is only
+/// looked at between frames, so a frame that was handed out is always acked first and is not
+/// replayed to this node later.
+async fn read_consumer(
+    mut messages: pull::Stream,
+    tx: broadcast::Sender<Event>,
+    name: String,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    loop {
+        let message = match future::select(&mut stopped, messages.next()).await {
+            Either::Left(_) => return,
+            Either::Right((None, _)) => break,
+            Either::Right((Some(message), _)) => message,
+        };
         match message {
             Ok(message) => {
                 let frame = PubSubFrame::decode(message.payload.clone());
@@ -291,8 +318,13 @@ impl Drop for Guard {
         if topics
             .get(&self.topic)
             .is_some_and(|entry| entry.tx.receiver_count() == 0)
+            && let Some(entry) = topics.remove(&self.topic)
         {
-            topics.remove(&self.topic);
+            drop(entry.stop);
+            let mut stopping = lock(&self.shared.stopping);
+            // Readers of topics nobody subscribed to again are forgotten once finished.
+            stopping.retain(|_, reader| !reader.is_finished());
+            stopping.insert(self.topic.clone(), entry.reader);
         }
     }
 }
