@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use deadpool_postgres::GenericClient;
 use teleportal_storage::{
-    FileId, FileMetadata, StorageError, TemporaryUploadStorage, UploadProgress,
+    FileId, FileMetadata, FinishUpload, StorageError, TemporaryUploadStorage, UploadProgress,
 };
 
 use crate::file::{METADATA_COLUMNS, MetadataValues, metadata_from_row};
@@ -94,6 +94,22 @@ impl TemporaryUploadStorage for PostgresStorage {
         tx.commit().await.map_err(pg_error)
     }
 
+    /// Looks up the chunk and whether the session exists in one statement (one snapshot).
+    async fn received_chunk(&self, id: &FileId, index: u32) -> Result<Bytes, StorageError> {
+        let client = self.client().await?;
+        let row = query_opt(
+            &client,
+            "SELECT (SELECT data FROM upload_chunks WHERE upload = u.id AND idx = $2) \
+             FROM uploads u WHERE id = $1",
+            &[&id.as_bytes().as_slice(), &i64::from(index)],
+        )
+        .await?
+        .ok_or_else(|| not_found("upload", id))?;
+        row.get::<_, Option<Vec<u8>>>(0)
+            .map(Bytes::from)
+            .ok_or_else(|| not_found("upload chunk", format!("{id}/{index}")))
+    }
+
     async fn progress(&self, id: &FileId) -> Result<Option<UploadProgress>, StorageError> {
         let client = self.client().await?;
         progress(&client, id).await
@@ -162,6 +178,60 @@ impl TemporaryUploadStorage for PostgresStorage {
         )
         .await?;
         usize::try_from(removed).map_err(pg_error)
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl FinishUpload for PostgresStorage {
+    /// Locks the session, copies its rows into the file tables inside PostgreSQL and removes
+    /// it, in one transaction: no chunk travels to this node, and two nodes finishing the
+    /// same upload store one file.
+    async fn finish_upload(&self, id: &FileId) -> Result<FileMetadata, StorageError> {
+        let key = id.as_bytes().as_slice();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let row = query_opt(
+            &tx,
+            &format!(
+                "SELECT {METADATA_COLUMNS}, \
+                 (SELECT count(*) FROM upload_chunks WHERE upload = u.id) \
+                 FROM uploads u WHERE id = $1 FOR UPDATE"
+            ),
+            &[&key],
+        )
+        .await?
+        .ok_or_else(|| not_found("upload", id))?;
+        let metadata = metadata_from_row(&row)?;
+        // Indexes are checked below `chunk_count` and unique, so the count says it all.
+        if row.get::<_, i64>(9) != i64::from(metadata.chunk_count) {
+            tx.rollback().await.map_err(pg_error)?;
+            return Err(StorageError::InvalidRequest {
+                reason: format!("upload {id} is missing chunks"),
+            });
+        }
+        let inserted = execute(
+            &tx,
+            &format!(
+                "INSERT INTO files ({METADATA_COLUMNS}) SELECT {METADATA_COLUMNS} \
+                 FROM uploads WHERE id = $1 ON CONFLICT (id) DO NOTHING"
+            ),
+            &[&key],
+        )
+        .await?;
+        if inserted == 1 {
+            execute(
+                &tx,
+                "INSERT INTO file_chunks (file, idx, data) \
+                 SELECT upload, idx, data FROM upload_chunks WHERE upload = $1",
+                &[&key],
+            )
+            .await?;
+        }
+        // Its chunks go with it (ON DELETE CASCADE).
+        execute(&tx, "DELETE FROM uploads WHERE id = $1", &[&key]).await?;
+        tx.commit().await.map_err(pg_error)?;
+        Ok(metadata)
     }
 }
 

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use common::TestSchemas;
 use teleportal_storage::EncryptedStorage;
 use teleportal_storage::conformance::{
-    run_document_storage_suite, run_file_storage_suite, run_milestone_storage_suite,
-    run_upload_storage_suite,
+    run_document_storage_suite, run_file_storage_suite, run_finish_upload_suite,
+    run_milestone_storage_suite, run_upload_storage_suite,
 };
 use teleportal_storage::encryption::{KeyId, StaticKeys};
 
@@ -39,6 +39,7 @@ async fn postgres_milestone_file_and_upload_storage_conform() {
     run_milestone_storage_suite(|| schemas.store()).await;
     run_file_storage_suite(|| schemas.store()).await;
     run_upload_storage_suite(|| schemas.store()).await;
+    run_finish_upload_suite(|| schemas.store()).await;
 }
 
 #[tokio::test]
@@ -49,6 +50,7 @@ async fn postgres_milestone_file_and_upload_storage_conform_on_one_thread() {
     run_milestone_storage_suite(|| schemas.store()).await;
     run_file_storage_suite(|| schemas.store()).await;
     run_upload_storage_suite(|| schemas.store()).await;
+    run_finish_upload_suite(|| schemas.store()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,10 +37,11 @@ use yrs::{
     Any, Doc, GetString, Map, MapRef, ReadTxn, StateVector, Text, TextRef, Transact, Update,
 };
 
-use crate::{DocumentStorage, FileStorage, MilestoneStorage, TemporaryUploadStorage};
+use crate::{DocumentStorage, FileStorage, FinishUpload, MilestoneStorage, TemporaryUploadStorage};
 
 mod document;
 mod file;
+mod finish;
 mod milestone;
 mod store;
 mod upload;
@@ -154,6 +155,7 @@ where
         make,
         upload::new_upload_has_no_chunks,
         upload::received_chunks_are_listed_in_order,
+        upload::received_chunks_read_back,
         upload::interrupted_upload_resumes,
         upload::conflicting_upload_is_rejected,
         upload::chunk_outside_the_upload_is_rejected,
@@ -161,6 +163,27 @@ where
         upload::complete_upload_is_taken_in_index_order,
         upload::aborted_upload_is_gone,
         upload::expire_removes_only_older_sessions,
+    );
+}
+
+/// Runs the [`FinishUpload`] suite: a finished upload is the file (metadata, chunks, listing
+/// by document) and its session is gone; incomplete and unknown uploads are refused; finishing
+/// an upload of a stored file keeps the file.
+///
+/// # Panics
+/// When a check fails, naming the check.
+pub async fn run_finish_upload_suite<S, F, Fut>(make: F)
+where
+    S: FinishUpload,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    run_checks!(
+        "FinishUpload",
+        make,
+        finish::finished_upload_becomes_the_file,
+        finish::incomplete_upload_is_not_finished,
+        finish::finishing_a_stored_file_keeps_it,
     );
 }
 

@@ -138,6 +138,35 @@ impl FileMetadata {
     }
 }
 
+impl FileMetadata {
+    /// Checks that `index` is one of this file's chunks, as
+    /// [`TemporaryUploadStorage::put_chunk`](crate::TemporaryUploadStorage::put_chunk)
+    /// requires of every backend.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidRequest`] naming the index and the count.
+    ///
+    /// ```
+    /// use teleportal_storage::{FileId, FileMetadata};
+    ///
+    /// let meta = FileMetadata::new(FileId::new([1; 32]), "a.txt", 10, "text/plain", 4, 3);
+    /// assert!(meta.check_chunk_index(2).is_ok());
+    /// assert!(meta.check_chunk_index(3).is_err());
+    /// ```
+    pub fn check_chunk_index(&self, index: u32) -> Result<(), StorageError> {
+        if index < self.chunk_count {
+            Ok(())
+        } else {
+            Err(StorageError::InvalidRequest {
+                reason: format!(
+                    "chunk {index} is past the end of file {} ({} chunks)",
+                    self.id, self.chunk_count
+                ),
+            })
+        }
+    }
+}
+
 /// Finished files: metadata plus chunks, keyed by [`FileId`].
 ///
 /// Verifying chunks against the Merkle root is the caller's job (the server does it before

@@ -67,4 +67,4 @@ pub use milestone::{Milestone, MilestoneMeta, MilestoneStorage};
 pub use sqlite::{DATABASE_FILE, SqliteConfig, SqliteStorage};
 pub use store::{CompactionPolicy, DocumentState, DocumentStore, SizeLimits, SizeWarning};
 pub use update::{MERGE_BATCH, UpdateEncoding};
-pub use upload::{TemporaryUploadStorage, UploadProgress};
+pub use upload::{FinishUpload, TemporaryUploadStorage, UploadProgress};

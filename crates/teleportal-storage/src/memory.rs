@@ -10,8 +10,8 @@ use bytes::Bytes;
 
 use crate::{
     AppendOptions, AppendReceipt, DocumentId, DocumentMetadata, DocumentStorage, FileId,
-    FileMetadata, FileStorage, Milestone, MilestoneMeta, MilestoneStorage, Seq, StorageError,
-    StoredDocument, StoredUpdate, TemporaryUploadStorage, UploadProgress,
+    FileMetadata, FileStorage, FinishUpload, Milestone, MilestoneMeta, MilestoneStorage, Seq,
+    StorageError, StoredDocument, StoredUpdate, TemporaryUploadStorage, UploadProgress,
 };
 
 #[derive(Debug, Default)]
@@ -308,9 +308,22 @@ impl TemporaryUploadStorage for MemoryStorage {
             .uploads
             .get_mut(id)
             .ok_or_else(|| not_found("upload", id))?;
-        check_chunk_index(&upload.metadata, index)?;
+        upload.metadata.check_chunk_index(index)?;
         upload.chunks.insert(index, chunk);
         Ok(())
+    }
+
+    async fn received_chunk(&self, id: &FileId, index: u32) -> Result<Bytes, StorageError> {
+        let state = self.state();
+        let upload = state
+            .uploads
+            .get(id)
+            .ok_or_else(|| not_found("upload", id))?;
+        upload
+            .chunks
+            .get(&index)
+            .cloned()
+            .ok_or_else(|| not_found("upload chunk", format!("{id}/{index}")))
     }
 
     async fn progress(&self, id: &FileId) -> Result<Option<UploadProgress>, StorageError> {
@@ -346,6 +359,31 @@ impl TemporaryUploadStorage for MemoryStorage {
     }
 }
 
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl FinishUpload for MemoryStorage {
+    async fn finish_upload(&self, id: &FileId) -> Result<FileMetadata, StorageError> {
+        let mut state = self.state();
+        let upload = state
+            .uploads
+            .get(id)
+            .ok_or_else(|| not_found("upload", id))?;
+        if !progress(upload).is_complete() {
+            return Err(incomplete(id));
+        }
+        let upload = state
+            .uploads
+            .remove(id)
+            .ok_or_else(|| not_found("upload", id))?;
+        let metadata = upload.metadata.clone();
+        state
+            .files
+            .entry(upload.metadata.id)
+            .or_insert_with(|| (upload.metadata, upload.chunks.into_values().collect()));
+        Ok(metadata)
+    }
+}
+
 fn progress(upload: &Upload) -> UploadProgress {
     UploadProgress::new(
         upload.metadata.clone(),
@@ -364,19 +402,5 @@ fn not_found(kind: &'static str, id: impl std::fmt::Display) -> StorageError {
 fn incomplete(id: &FileId) -> StorageError {
     StorageError::InvalidRequest {
         reason: format!("upload {id} is missing chunks"),
-    }
-}
-
-/// A chunk index must be below the declared chunk count.
-pub(crate) fn check_chunk_index(metadata: &FileMetadata, index: u32) -> Result<(), StorageError> {
-    if index < metadata.chunk_count {
-        Ok(())
-    } else {
-        Err(StorageError::InvalidRequest {
-            reason: format!(
-                "chunk {index} is past the end of file {} ({} chunks)",
-                metadata.id, metadata.chunk_count
-            ),
-        })
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use teleportal_storage::MemoryStorage;
 use teleportal_storage::batching::BatchConfig;
 use teleportal_storage::conformance::{
-    run_document_storage_suite, run_file_storage_suite, run_milestone_storage_suite,
-    run_upload_storage_suite,
+    run_document_storage_suite, run_file_storage_suite, run_finish_upload_suite,
+    run_milestone_storage_suite, run_upload_storage_suite,
 };
 use teleportal_storage::encryption::{KeyId, StaticKeys};
 use teleportal_storage::{EncryptedStorage, VirtualStorage};
@@ -55,4 +55,5 @@ async fn encrypted_file_milestone_and_upload_storage_conform() {
     run_file_storage_suite(encrypted).await;
     run_milestone_storage_suite(encrypted).await;
     run_upload_storage_suite(encrypted).await;
+    run_finish_upload_suite(encrypted).await;
 }

@@ -4,8 +4,8 @@
 
 use teleportal_storage::MemoryStorage;
 use teleportal_storage::conformance::{
-    run_document_storage_suite, run_file_storage_suite, run_milestone_storage_suite,
-    run_upload_storage_suite,
+    run_document_storage_suite, run_file_storage_suite, run_finish_upload_suite,
+    run_milestone_storage_suite, run_upload_storage_suite,
 };
 
 async fn memory() -> MemoryStorage {
@@ -35,6 +35,7 @@ async fn memory_milestone_storage_conforms() {
 #[tokio::test]
 async fn memory_upload_storage_conforms() {
     run_upload_storage_suite(memory).await;
+    run_finish_upload_suite(memory).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -42,4 +43,5 @@ async fn memory_stores_conform_on_many_threads() {
     run_file_storage_suite(memory).await;
     run_milestone_storage_suite(memory).await;
     run_upload_storage_suite(memory).await;
+    run_finish_upload_suite(memory).await;
 }

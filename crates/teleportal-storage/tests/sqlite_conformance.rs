@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use teleportal_storage::conformance::{
-    run_document_storage_suite, run_file_storage_suite, run_milestone_storage_suite,
-    run_upload_storage_suite,
+    run_document_storage_suite, run_file_storage_suite, run_finish_upload_suite,
+    run_milestone_storage_suite, run_upload_storage_suite,
 };
 use teleportal_storage::encryption::{KeyId, StaticKeys};
 use teleportal_storage::{EncryptedStorage, SqliteStorage};
@@ -42,6 +42,7 @@ async fn sqlite_file_milestone_and_upload_storage_conform() {
     run_file_storage_suite(sqlite).await;
     run_milestone_storage_suite(sqlite).await;
     run_upload_storage_suite(sqlite).await;
+    run_finish_upload_suite(sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

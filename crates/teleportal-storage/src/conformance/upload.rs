@@ -63,6 +63,34 @@ pub(super) async fn received_chunks_are_listed_in_order<S: TemporaryUploadStorag
     assert!(!now.is_complete());
 }
 
+pub(super) async fn received_chunks_read_back<S: TemporaryUploadStorage>(storage: S) {
+    let (metadata, chunks) = file(12, 16, 3);
+    begin(&storage, &metadata).await;
+    put(&storage, &metadata.id, 2, &Bytes::from_static(b"stale")).await;
+    put(&storage, &metadata.id, 2, &chunks[2]).await;
+    put(&storage, &metadata.id, 0, &chunks[0]).await;
+    for index in [0, 2] {
+        assert_eq!(
+            storage
+                .received_chunk(&metadata.id, index)
+                .await
+                .unwrap_or_else(|e| panic!("received_chunk {index} failed: {e:?}")),
+            chunks[index as usize],
+            "received chunk {index} is not the latest bytes stored"
+        );
+    }
+    for (id, index, what) in [
+        (metadata.id, 1, "a chunk not received"),
+        (metadata.id, 3, "a chunk past the end"),
+        (FileId::new([0xee; 32]), 0, "a chunk of an unknown upload"),
+    ] {
+        match storage.received_chunk(&id, index).await {
+            Err(StorageError::NotFound { .. }) => {}
+            other => panic!("{what} gave {other:?}, not NotFound"),
+        }
+    }
+}
+
 pub(super) async fn interrupted_upload_resumes<S: TemporaryUploadStorage>(storage: S) {
     let (metadata, chunks) = file(3, 16, 3);
     let started = begin(&storage, &metadata).await;

@@ -75,8 +75,8 @@ use record::Place;
 
 use crate::{
     AppendOptions, AppendReceipt, DocumentId, DocumentMetadata, DocumentStorage, FileId,
-    FileMetadata, FileStorage, Milestone, MilestoneMeta, MilestoneStorage, Seq, StorageError,
-    StoredDocument, StoredUpdate, TemporaryUploadStorage, UploadProgress,
+    FileMetadata, FileStorage, FinishUpload, Milestone, MilestoneMeta, MilestoneStorage, Seq,
+    StorageError, StoredDocument, StoredUpdate, TemporaryUploadStorage, UploadProgress,
 };
 
 /// Encrypts what the inner store keeps; implements each storage trait the inner store does.
@@ -284,10 +284,16 @@ impl<S: TemporaryUploadStorage> TemporaryUploadStorage for EncryptedStorage<S> {
         self.inner.begin(metadata).await
     }
 
-    /// Encrypts the chunk, bound to the upload's file id and the index.
+    /// Encrypts the chunk, bound to the file id and the index exactly as a finished file's
+    /// chunk is, so [`FinishUpload`] can move the record as it is.
     async fn put_chunk(&self, id: &FileId, index: u32, chunk: Bytes) -> Result<(), StorageError> {
-        let record = self.seal(Place::UploadChunk(id, index), &chunk)?;
+        let record = self.seal(Place::FileChunk(id, index), &chunk)?;
         self.inner.put_chunk(id, index, record).await
+    }
+
+    async fn received_chunk(&self, id: &FileId, index: u32) -> Result<Bytes, StorageError> {
+        let record = self.inner.received_chunk(id, index).await?;
+        self.open(Place::FileChunk(id, index), &record)
     }
 
     async fn progress(&self, id: &FileId) -> Result<Option<UploadProgress>, StorageError> {
@@ -301,7 +307,7 @@ impl<S: TemporaryUploadStorage> TemporaryUploadStorage for EncryptedStorage<S> {
         let chunks = records
             .iter()
             .enumerate()
-            .map(|(index, record)| self.open(Place::UploadChunk(id, chunk_index(index)?), record))
+            .map(|(index, record)| self.open(Place::FileChunk(id, chunk_index(index)?), record))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((metadata, chunks))
     }
@@ -312,6 +318,15 @@ impl<S: TemporaryUploadStorage> TemporaryUploadStorage for EncryptedStorage<S> {
 
     async fn expire(&self, before: SystemTime) -> Result<usize, StorageError> {
         self.inner.expire(before).await
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl<S: FinishUpload> FinishUpload for EncryptedStorage<S> {
+    /// Moves the sealed records: upload and file chunks are sealed alike.
+    async fn finish_upload(&self, id: &FileId) -> Result<FileMetadata, StorageError> {
+        self.inner.finish_upload(id).await
     }
 }
 

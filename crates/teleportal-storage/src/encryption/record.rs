@@ -22,10 +22,8 @@ pub(super) enum Place<'a> {
     Update(&'a DocumentId),
     /// A document's snapshot.
     Snapshot(&'a DocumentId),
-    /// Chunk `index` of a finished file.
+    /// Chunk `index` of a file, finished or still being uploaded.
     FileChunk(&'a FileId, u32),
-    /// Chunk `index` of an upload in progress.
-    UploadChunk(&'a FileId, u32),
     /// A milestone's snapshot: document and milestone id.
     Milestone(&'a DocumentId, &'a str),
 }
@@ -55,11 +53,8 @@ impl Place<'_> {
                 aad.extend_from_slice(file.as_bytes());
                 aad.extend_from_slice(&index.to_be_bytes());
             }
-            Place::UploadChunk(file, index) => {
-                aad.push(4);
-                aad.extend_from_slice(file.as_bytes());
-                aad.extend_from_slice(&index.to_be_bytes());
-            }
+            // Kind 4 was an upload's chunk; uploads now seal chunks as the file's (kind 3) so
+            // a finished upload keeps its records.
             Place::Milestone(doc, id) => {
                 aad.push(5);
                 field(&mut aad, doc.as_str().as_bytes());

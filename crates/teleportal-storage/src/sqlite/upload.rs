@@ -10,8 +10,9 @@ use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::file::{METADATA_COLUMNS, metadata_from_row, metadata_values};
 use super::{SqliteStorage, not_found, sql};
-use crate::memory::check_chunk_index;
-use crate::{FileId, FileMetadata, StorageError, TemporaryUploadStorage, UploadProgress};
+use crate::{
+    FileId, FileMetadata, FinishUpload, StorageError, TemporaryUploadStorage, UploadProgress,
+};
 
 #[async_trait]
 #[deny(clippy::missing_trait_methods)]
@@ -52,13 +53,33 @@ impl TemporaryUploadStorage for SqliteStorage {
             let metadata = session(conn, &id)?
                 .ok_or_else(|| not_found("upload", id))?
                 .0;
-            check_chunk_index(&metadata, index)?;
+            metadata.check_chunk_index(index)?;
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO upload_chunks (upload, idx, data) VALUES (?1, ?2, ?3)",
             )
             .and_then(|mut s| s.execute((id.as_bytes(), index, chunk.as_ref())))
             .map(drop)
             .map_err(sql)
+        })
+        .await
+    }
+
+    async fn received_chunk(&self, id: &FileId, index: u32) -> Result<Bytes, StorageError> {
+        let id = *id;
+        self.read(move |conn| {
+            let tx = conn.transaction().map_err(sql)?;
+            let data = tx
+                .prepare_cached("SELECT data FROM upload_chunks WHERE upload = ?1 AND idx = ?2")
+                .and_then(|mut s| {
+                    s.query_row((id.as_bytes(), index), |r| r.get::<_, Vec<u8>>(0))
+                        .optional()
+                })
+                .map_err(sql)?;
+            match data {
+                Some(data) => Ok(Bytes::from(data)),
+                None if session(&tx, &id)?.is_none() => Err(not_found("upload", id)),
+                None => Err(not_found("upload chunk", format!("{id}/{index}"))),
+            }
         })
         .await
     }
@@ -112,6 +133,47 @@ impl TemporaryUploadStorage for SqliteStorage {
             conn.prepare_cached("DELETE FROM uploads WHERE started_at < ?1")
                 .and_then(|mut s| s.execute([before]))
                 .map_err(sql)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl FinishUpload for SqliteStorage {
+    /// Copies the session's rows into the file tables and deletes it, in one transaction on
+    /// the writer: SQLite moves the chunks page by page, never the whole file through memory.
+    async fn finish_upload(&self, id: &FileId) -> Result<FileMetadata, StorageError> {
+        let id = *id;
+        self.write(move |conn| {
+            let (metadata, _) = session(conn, &id)?.ok_or_else(|| not_found("upload", id))?;
+            let received: u32 = conn
+                .prepare_cached("SELECT count(*) FROM upload_chunks WHERE upload = ?1")
+                .and_then(|mut s| s.query_row([id.as_bytes()], |r| r.get(0)))
+                .map_err(sql)?;
+            // Indexes are checked below `chunk_count` and unique, so the count says it all.
+            if received != metadata.chunk_count {
+                return Err(StorageError::InvalidRequest {
+                    reason: format!("upload {id} is missing chunks"),
+                });
+            }
+            let inserted = conn
+                .prepare_cached(&format!(
+                    "INSERT INTO files ({METADATA_COLUMNS}) SELECT {METADATA_COLUMNS} \
+                     FROM uploads WHERE id = ?1 ON CONFLICT (id) DO NOTHING"
+                ))
+                .and_then(|mut s| s.execute([id.as_bytes()]))
+                .map_err(sql)?;
+            if inserted > 0 {
+                conn.prepare_cached(
+                    "INSERT INTO file_chunks (file, idx, data) \
+                     SELECT upload, idx, data FROM upload_chunks WHERE upload = ?1",
+                )
+                .and_then(|mut s| s.execute([id.as_bytes()]))
+                .map_err(sql)?;
+            }
+            delete_session(conn, &id)?;
+            Ok(metadata)
         })
         .await
     }
