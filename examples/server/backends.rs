@@ -8,11 +8,22 @@ use teleportal::pubsub::NodePubSub;
 use teleportal::server::Server;
 use teleportal::server::rpc::{FileRpc, MilestoneRpc};
 use teleportal::storage::{
-    DocumentStorage, DocumentStore, FileStorage, MilestoneStorage, SqliteStorage,
+    DocumentStorage, DocumentStore, FileStorage, FinishUpload, MilestoneStorage, SqliteStorage,
     TemporaryUploadStorage,
 };
 
 use crate::Error;
+
+/// Where uploads in progress and finished files live.
+enum Files {
+    /// One store for both, which turns a finished upload into a file where it lies.
+    InPlace(Arc<dyn FinishUpload>),
+    /// Files in another store (S3): a finished upload is moved across in memory.
+    Apart {
+        uploads: Arc<dyn TemporaryUploadStorage>,
+        files: Arc<dyn FileStorage>,
+    },
+}
 
 /// Where documents, milestones, uploads and files live.
 ///
@@ -22,8 +33,7 @@ use crate::Error;
 pub(crate) struct Storage {
     documents: Arc<dyn DocumentStorage>,
     milestones: Arc<dyn MilestoneStorage>,
-    uploads: Arc<dyn TemporaryUploadStorage>,
-    files: Arc<dyn FileStorage>,
+    files: Files,
     /// The embedded store, closed (queued writes finished) at shutdown.
     sqlite: Option<Arc<SqliteStorage>>,
 }
@@ -52,8 +62,7 @@ impl Storage {
                 Storage {
                     documents: sqlite.clone(),
                     milestones: sqlite.clone(),
-                    uploads: sqlite.clone(),
-                    files: sqlite.clone(),
+                    files: Files::InPlace(sqlite.clone()),
                     sqlite: Some(sqlite),
                 }
             }
@@ -62,7 +71,14 @@ impl Storage {
             opened.documents = s3_documents_at(url)?;
         }
         if let Some(url) = files {
-            opened.files = s3_files_at(url)?;
+            let uploads = match opened.files {
+                Files::InPlace(store) => store as Arc<dyn TemporaryUploadStorage>,
+                Files::Apart { uploads, .. } => uploads,
+            };
+            opened.files = Files::Apart {
+                uploads,
+                files: s3_files_at(url)?,
+            };
         }
         Ok(opened)
     }
@@ -78,8 +94,7 @@ impl Storage {
         Ok(Storage {
             documents: pg.clone(),
             milestones: pg.clone(),
-            uploads: pg.clone(),
-            files: pg,
+            files: Files::InPlace(pg),
             sqlite: None,
         })
     }
@@ -98,9 +113,14 @@ impl Storage {
     /// A server over these stores, answering milestone and file RPCs too.
     pub(crate) fn server(&self) -> (Server, DocumentStore) {
         let store = DocumentStore::from_arc(self.documents.clone());
-        let server = Server::new(store.clone())
-            .with_rpc(MilestoneRpc::new(self.milestones.clone()))
-            .with_rpc(FileRpc::new(self.files.clone(), self.uploads.clone()));
+        let server =
+            Server::new(store.clone()).with_rpc(MilestoneRpc::new(self.milestones.clone()));
+        let server = match &self.files {
+            Files::InPlace(store) => server.with_rpc(FileRpc::in_store(store.clone())),
+            Files::Apart { uploads, files } => {
+                server.with_rpc(FileRpc::new(files.clone(), uploads.clone()))
+            }
+        };
         (server, store)
     }
 }

@@ -21,7 +21,9 @@ use teleportal_core::rpc::{
 use teleportal_core::{AckMessage, Any, Body, Message, RpcKind, RpcMessage, RpcPayload};
 use teleportal_server::rpc::FileRpc;
 use teleportal_server::{Access, ClientContext, PermissionChecker, Server};
-use teleportal_storage::{DocumentStore, FileId, FileStorage, MemoryStorage};
+use teleportal_storage::{
+    DocumentStore, FileId, FileStorage, MemoryStorage, TemporaryUploadStorage,
+};
 
 const CHUNK: usize = 64;
 
@@ -37,13 +39,27 @@ impl PermissionChecker for ReaderReadsOnly {
 
 fn server(max_size: u64) -> (Server, Arc<MemoryStorage>) {
     let storage = Arc::new(MemoryStorage::new());
-    let files = FileRpc::new(storage.clone(), storage.clone())
-        .with_chunk_size(u32::try_from(CHUNK).unwrap())
-        .with_max_size(max_size);
-    let server = Server::new(DocumentStore::new(storage.clone()))
-        .with_rpc(files)
-        .with_permissions(ReaderReadsOnly);
-    (server, storage)
+    (server_over(storage.clone(), max_size, true), storage)
+}
+
+/// A server over `storage`, finishing uploads in place or (`in_place` false) by moving them
+/// through memory as two separate stores need.
+fn server_over(storage: Arc<MemoryStorage>, max_size: u64, in_place: bool) -> Server {
+    let chunk = u32::try_from(CHUNK).unwrap();
+    let server = Server::new(DocumentStore::new(storage.clone())).with_permissions(ReaderReadsOnly);
+    if in_place {
+        server.with_rpc(
+            FileRpc::in_store(storage)
+                .with_chunk_size(chunk)
+                .with_max_size(max_size),
+        )
+    } else {
+        server.with_rpc(
+            FileRpc::new(storage.clone(), storage)
+                .with_chunk_size(chunk)
+                .with_max_size(max_size),
+        )
+    }
 }
 
 /// A file as an uploader holds it: bytes, chunks, id.
@@ -84,11 +100,26 @@ impl File {
     }
 
     fn part(&self, index: usize, data: Bytes) -> Message {
+        self.part_with_proof(index, data, vec![])
+    }
+
+    /// Chunk `index`'s proof in this file's tree.
+    fn proof(&self, index: usize) -> Vec<Bytes> {
+        let size = NonZeroUsize::new(CHUNK).unwrap();
+        let tree = MerkleTree::from_chunks(&Sha256Hasher, chunks(&self.data, size)).unwrap();
+        tree.proof(u32::try_from(index).unwrap())
+            .unwrap()
+            .iter()
+            .map(|h| Bytes::copy_from_slice(h))
+            .collect()
+    }
+
+    fn part_with_proof(&self, index: usize, data: Bytes, merkle_proof: Vec<Bytes>) -> Message {
         let part = FilePartStream {
             file_id: self.id.clone(),
             chunk_index: index as u64,
             chunk_data: data,
-            merkle_proof: vec![],
+            merkle_proof,
             total_chunks: self.chunks().len() as u64,
             bytes_uploaded: 0,
             encrypted: false,
@@ -250,7 +281,7 @@ async fn uploaded_file_downloads_verified_byte_for_byte() {
 
 #[tokio::test]
 async fn an_interrupted_upload_resumes_from_the_chunks_already_stored() {
-    let (server, _) = server(1 << 20);
+    let (server, storage) = server(1 << 20);
     let file = File::new(500, 2);
     let chunks = file.chunks();
     {
@@ -264,6 +295,9 @@ async fn an_interrupted_upload_resumes_from_the_chunks_already_stored() {
             );
         }
     } // connection dropped mid-upload
+    // A restarted server (nothing cached) over the same storage: finishing re-reads the
+    // chunks stored before.
+    let server = server_over(storage, 1 << 20, true);
     let mut second = Client::connect(&server, "alice");
     let resumed = start_upload(&mut second, &file).await;
     let FileUploadResponse::Accepted {
@@ -321,6 +355,66 @@ async fn chunks_that_do_not_hash_to_the_id_are_rejected_and_nothing_is_stored() 
             ..
         }
     ));
+}
+
+#[tokio::test]
+async fn two_stores_move_a_finished_upload_across() {
+    let storage = Arc::new(MemoryStorage::new());
+    let server = server_over(storage.clone(), 1 << 20, false);
+    let mut alice = Client::connect(&server, "alice");
+    let file = File::new(700, 5);
+    start_upload(&mut alice, &file).await;
+    for (i, chunk) in file.chunks().into_iter().enumerate() {
+        assert!(send_chunk(&mut alice, &file, i, chunk).await.is_positive());
+    }
+    assert_eq!(
+        download(&mut alice, &file.id).await.1.as_deref(),
+        Some(&file.data[..])
+    );
+    let id = FileId::new(parse_file_id(&file.id).unwrap());
+    assert!(storage.progress(&id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_chunk_failing_its_proof_is_refused_before_it_is_stored() {
+    let (server, storage) = server(1 << 20);
+    let mut alice = Client::connect(&server, "alice");
+    let file = File::new(300, 6);
+    let chunks = file.chunks();
+    start_upload(&mut alice, &file).await;
+    let id = FileId::new(parse_file_id(&file.id).unwrap());
+
+    // Chunk 1's bytes under chunk 2's proof, then the right bytes with chunk 1's proof.
+    let forged = alice.send(file.part_with_proof(2, chunks[1].clone(), file.proof(2)));
+    let (ack, _) = alice.until_ack(forged).await;
+    assert_eq!(
+        ack.error.as_deref(),
+        Some(format!("chunk 2 fails its Merkle proof against file {}", file.id).as_str())
+    );
+    assert!(
+        storage
+            .progress(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .received
+            .is_empty()
+    );
+    let short = alice.send(file.part_with_proof(1, chunks[1].clone(), vec![Bytes::new()]));
+    let (ack, _) = alice.until_ack(short).await;
+    assert_eq!(
+        ack.error.as_deref(),
+        Some("Merkle proof hashes must be 32 bytes")
+    );
+
+    for (i, chunk) in chunks.iter().enumerate() {
+        let sent = alice.send(file.part_with_proof(i, chunk.clone(), file.proof(i)));
+        assert!(alice.until_ack(sent).await.0.is_positive(), "chunk {i}");
+    }
+    assert_eq!(
+        download(&mut alice, &file.id).await.1.as_deref(),
+        Some(&file.data[..])
+    );
 }
 
 #[tokio::test]

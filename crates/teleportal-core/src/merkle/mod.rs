@@ -200,10 +200,35 @@ pub fn verify_proof<H: MerkleHasher + ?Sized>(
     index: u64,
     leaf_count: u64,
 ) -> bool {
+    index < leaf_count
+        && verify_leaf_proof(hasher, &hasher.leaf(chunk), proof, root, index, leaf_count)
+}
+
+/// [`verify_proof`] for a chunk whose leaf hash the caller has already computed (say, while
+/// the chunk was being written elsewhere), so the chunk is hashed once.
+///
+/// ```
+/// use teleportal_core::merkle::{MerkleHasher, MerkleTree, Sha256Hasher, verify_leaf_proof};
+///
+/// let chunks = [b"a".as_slice(), b"b", b"c"];
+/// let tree = MerkleTree::from_chunks(&Sha256Hasher, chunks).unwrap();
+/// let leaf = Sha256Hasher.leaf(b"c");
+/// let proof = tree.proof(2).unwrap();
+/// assert!(verify_leaf_proof(&Sha256Hasher, &leaf, &proof, &tree.root(), 2, 3));
+/// assert!(!verify_leaf_proof(&Sha256Hasher, &leaf, &proof, &tree.root(), 1, 3));
+/// ```
+pub fn verify_leaf_proof<H: MerkleHasher + ?Sized>(
+    hasher: &H,
+    leaf: &Hash,
+    proof: &[Hash],
+    root: &Hash,
+    index: u64,
+    leaf_count: u64,
+) -> bool {
     if index >= leaf_count {
         return false;
     }
-    let mut current = hasher.leaf(chunk);
+    let mut current = *leaf;
     let mut siblings = proof.iter();
     let (mut pos, mut size) = (index, leaf_count);
     while size > 1 {

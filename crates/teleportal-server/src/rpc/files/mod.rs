@@ -1,29 +1,40 @@
 //! The file protocol (spec §11.5, §12.4–12.5) over a [`FileStorage`] and a
 //! [`TemporaryUploadStorage`].
 
+mod cache;
+
+use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use teleportal_core::merkle::{
-    DEFAULT_CHUNK_SIZE, MAX_FILE_SIZE, MerkleTree, Sha256Hasher, parse_file_id,
-    plaintext_chunk_size, total_chunks,
+    DEFAULT_CHUNK_SIZE, Hash, MAX_FILE_SIZE, MerkleHasher, MerkleTree, Sha256Hasher, parse_file_id,
+    plaintext_chunk_size, total_chunks, verify_leaf_proof,
 };
 use teleportal_core::rpc::{
     FILE_DOWNLOAD, FILE_UPLOAD, FileDownloadRequest, FileDownloadResponse, FilePartStream,
     FileUploadRequest, FileUploadResponse,
 };
-use teleportal_storage::{FileId, FileMetadata, FileStorage, StorageError, TemporaryUploadStorage};
+use teleportal_storage::{
+    FileId, FileMetadata, FileStorage, FinishUpload, StorageError, TemporaryUploadStorage,
+};
 
+use self::cache::Cache;
 use super::{RpcError, RpcHandler, RpcRequest, RpcResponse};
+
+/// Chunks at least this long are hashed on a blocking thread, alongside their write.
+const HASH_OFF_THREAD: usize = 64 * 1024;
 
 /// Answers `fileUpload` (request and chunk stream) and `fileDownload`.
 ///
 /// - **Upload**: the request opens (or resumes: ids are content-derived) an upload session in
-///   the [`TemporaryUploadStorage`] and answers with the chunks already there; each chunk part
-///   is checked (index, declared total, size) and stored durably before its ACK; once every
-///   chunk is in, the chunks' SHA-256 Merkle root must equal the file id, and the file moves
-///   to the [`FileStorage`] under the request's document. A mismatching root drops the upload.
+///   the [`TemporaryUploadStorage`] and answers with the chunks already there. Each chunk part
+///   is checked (index, declared total, size); a part carrying a Merkle proof is verified
+///   against the file id before it is stored, and a failing one is NACKed (reference clients
+///   send no proof: their chunks are hashed while they are written). Once every chunk is in,
+///   the leaf hashes must give the file id as root, and the upload becomes a file under the
+///   request's document; a mismatching root drops the upload.
 /// - **Download**: only a file of the request's document; parts carry each chunk with its
 ///   proof, read one chunk at a time, then the response with the metadata. Missing files (or
 ///   another document's) are `allowed: false` with status 404, as the reference answers.
@@ -34,8 +45,13 @@ use super::{RpcError, RpcHandler, RpcRequest, RpcResponse};
 /// Permission is checked before the handler: uploads need write access to the document,
 /// downloads read access.
 ///
-/// Finishing an upload currently reads its chunks into memory to move them (the storage
-/// traits take whole files); downloads stream.
+/// # Memory
+/// Leaf hashes (32 bytes per chunk) of uploads in progress and the trees of recent files are
+/// kept, so neither finishing nor the first download part waits for a file to be re-read.
+/// With [`FileRpc::in_store`] (a [`FinishUpload`] store), no file passes through memory.
+/// [`FileRpc::new`] with two different stores moves a finished upload with
+/// [`take`](TemporaryUploadStorage::take) and [`put_file`](FileStorage::put_file), which
+/// hold the whole file: keep [`with_max_size`](FileRpc::with_max_size) small there.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -46,24 +62,54 @@ use super::{RpcError, RpcHandler, RpcRequest, RpcResponse};
 ///
 /// let storage = Arc::new(MemoryStorage::new());
 /// let server = Server::new(DocumentStore::new(storage.clone()))
-///     .with_rpc(FileRpc::new(storage.clone(), storage).with_max_size(64 << 20));
+///     .with_rpc(FileRpc::in_store(storage).with_max_size(64 << 20));
 /// // Serve connections with `teleportal_server::serve`, or mount `teleportal-axum`.
 /// # drop(server);
 /// ```
-#[derive(Debug)]
 pub struct FileRpc<F, U> {
     files: Arc<F>,
     uploads: Arc<U>,
+    /// Set when uploads and files share a store that finishes uploads in place.
+    in_place: Option<Arc<dyn FinishUpload>>,
+    cache: Cache,
     chunk_size: u32,
     max_size: u64,
 }
 
+impl<F, U> fmt::Debug for FileRpc<F, U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileRpc")
+            .field("in_place", &self.in_place.is_some())
+            .field("chunk_size", &self.chunk_size)
+            .field("max_size", &self.max_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: FinishUpload> FileRpc<S, S> {
+    /// Uploads in progress and finished files in one store, which turns a complete upload
+    /// into a file where it lies (see [`FinishUpload`]).
+    pub fn in_store(store: S) -> Self {
+        let store = Arc::new(store);
+        let mut rpc = FileRpc::from_arcs(Arc::clone(&store), Arc::clone(&store));
+        rpc.in_place = Some(store);
+        rpc
+    }
+}
+
 impl<F: FileStorage, U: TemporaryUploadStorage> FileRpc<F, U> {
-    /// Finished files in `files`, uploads in progress in `uploads`.
+    /// Finished files in `files`, uploads in progress in `uploads`; a finished upload is
+    /// moved across in memory (see the type's docs, and [`FileRpc::in_store`]).
     pub fn new(files: F, uploads: U) -> Self {
+        FileRpc::from_arcs(Arc::new(files), Arc::new(uploads))
+    }
+
+    fn from_arcs(files: Arc<F>, uploads: Arc<U>) -> Self {
         FileRpc {
-            files: Arc::new(files),
-            uploads: Arc::new(uploads),
+            files,
+            uploads,
+            in_place: None,
+            cache: Cache::default(),
             chunk_size: u32::try_from(DEFAULT_CHUNK_SIZE).unwrap_or(u32::MAX),
             max_size: MAX_FILE_SIZE,
         }
@@ -185,32 +231,82 @@ impl<F: FileStorage, U: TemporaryUploadStorage> FileRpc<F, U> {
                 self.chunk_size
             )));
         }
-        self.uploads.put_chunk(&id, index, chunk.chunk_data).await?;
+        let proof = chunk
+            .merkle_proof
+            .iter()
+            .map(|hash| Hash::try_from(hash.as_ref()))
+            .collect::<Result<Vec<Hash>, _>>()
+            .map_err(|_| RpcError::bad_request("Merkle proof hashes must be 32 bytes"))?;
+        let data = chunk.chunk_data;
+        let leaf = if proof.is_empty() {
+            // No proof (as reference clients send): hash while the chunk is written.
+            let (leaf, stored) = tokio::join!(
+                leaf_hash(data.clone()),
+                self.uploads.put_chunk(&id, index, data)
+            );
+            stored?;
+            leaf?
+        } else {
+            let leaf = leaf_hash(data.clone()).await?;
+            let (position, count) = (u64::from(index), u64::from(meta.chunk_count));
+            if !verify_leaf_proof(&Sha256Hasher, &leaf, &proof, id.as_bytes(), position, count) {
+                return Err(RpcError::bad_request(format!(
+                    "chunk {index} fails its Merkle proof against file {}",
+                    chunk.file_id
+                )));
+            }
+            self.uploads.put_chunk(&id, index, data).await?;
+            leaf
+        };
+        self.cache.record_leaf(&id, meta.chunk_count, index, leaf);
         let now_complete = !progress.received.contains(&index)
             && progress.received.len() + 1 == meta.chunk_count as usize;
         if now_complete {
-            self.finish(&id).await?;
+            self.finish(&id, meta.chunk_count).await?;
         }
         Ok(())
     }
 
-    /// Moves a complete upload into file storage if its chunks hash to its id.
-    async fn finish(&self, id: &FileId) -> Result<(), RpcError> {
-        let (metadata, chunks) = match self.uploads.take(id).await {
-            Ok(taken) => taken,
-            // Not complete after all (a concurrent retransmission): the last part finishes it.
-            Err(StorageError::InvalidRequest { .. } | StorageError::NotFound { .. }) => {
-                return Ok(());
+    /// Makes a complete upload a file if its chunks hash to its id; drops it if they do not.
+    async fn finish(&self, id: &FileId, count: u32) -> Result<(), RpcError> {
+        let mut leaves = self.cache.take_leaves(id, count);
+        for (index, leaf) in (0u32..).zip(leaves.iter_mut()) {
+            if leaf.is_none() {
+                // Not seen by this process (sent before a restart, or by another node).
+                let chunk = match self.uploads.received_chunk(id, index).await {
+                    Ok(chunk) => chunk,
+                    // Not complete after all (a concurrent retransmission): the last part
+                    // finishes it.
+                    Err(StorageError::NotFound { .. }) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                };
+                *leaf = Some(leaf_hash(chunk).await?);
             }
-            Err(e) => return Err(e.into()),
-        };
-        let root = MerkleTree::from_chunks(&Sha256Hasher, &chunks).map(|tree| tree.root());
-        if root != Some(*id.as_bytes()) {
+        }
+        let tree = MerkleTree::from_leaves(&Sha256Hasher, leaves.into_iter().flatten().collect())
+            .ok_or_else(|| RpcError::internal("an upload without chunks"))?;
+        if tree.root() != *id.as_bytes() {
+            self.uploads.abort(id).await?;
             return Err(RpcError::bad_request(
                 "upload rejected: the chunks do not hash to the file id",
             ));
         }
-        self.files.put_file(metadata, chunks).await?;
+        let finished = match &self.in_place {
+            Some(store) => store.finish_upload(id).await.map(drop),
+            None => match self.uploads.take(id).await {
+                Ok((metadata, chunks)) => self.files.put_file(metadata, chunks).await,
+                Err(e) => Err(e),
+            },
+        };
+        match finished {
+            Ok(()) => {}
+            // Finished by a concurrent retransmission of the last part.
+            Err(StorageError::InvalidRequest { .. } | StorageError::NotFound { .. }) => {
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.cache.keep_tree(*id, Arc::new(tree));
         Ok(())
     }
 
@@ -238,23 +334,15 @@ impl<F: FileStorage, U: TemporaryUploadStorage> FileRpc<F, U> {
             }
             _ => return not_found(file_id),
         };
-        // Proofs need the whole tree: one pass over the chunks for their hashes (32 bytes
-        // each), then the chunks again as the parts go out.
-        let mut leaves = Vec::with_capacity(metadata.chunk_count as usize);
-        for index in 0..metadata.chunk_count {
-            let chunk = self.files.chunk(&id, index).await?;
-            leaves.push(teleportal_core::merkle::MerkleHasher::leaf(
-                &Sha256Hasher,
-                &chunk,
-            ));
-        }
-        let tree = MerkleTree::from_leaves(&Sha256Hasher, leaves)
-            .ok_or_else(|| RpcError::internal("stored file has no chunks"))?;
-        if tree.root() != *id.as_bytes() {
-            return Err(RpcError::internal("stored file does not match its id"));
-        }
+        let tree = match self.cache.tree(&id) {
+            Some(tree) => tree,
+            None => {
+                let tree = Arc::new(self.stored_tree(&id, metadata.chunk_count).await?);
+                self.cache.keep_tree(id, Arc::clone(&tree));
+                tree
+            }
+        };
         let files = Arc::clone(&self.files);
-        let tree = Arc::new(tree);
         let (part_id, encrypted, count) =
             (file_id.clone(), metadata.encrypted, metadata.chunk_count);
         let parts = stream::unfold((0u32, 0u64), move |(index, sent)| {
@@ -297,6 +385,33 @@ impl<F: FileStorage, U: TemporaryUploadStorage> FileRpc<F, U> {
         };
         Ok(RpcResponse::new(response.to_any()).with_part_stream(parts.boxed()))
     }
+}
+
+impl<F: FileStorage, U: TemporaryUploadStorage> FileRpc<F, U> {
+    /// A stored file's tree, from one pass over its chunks (32 bytes kept per chunk).
+    async fn stored_tree(&self, id: &FileId, count: u32) -> Result<MerkleTree, RpcError> {
+        let mut leaves = Vec::with_capacity(count as usize);
+        for index in 0..count {
+            leaves.push(leaf_hash(self.files.chunk(id, index).await?).await?);
+        }
+        let tree = MerkleTree::from_leaves(&Sha256Hasher, leaves)
+            .ok_or_else(|| RpcError::internal("stored file has no chunks"))?;
+        if tree.root() != *id.as_bytes() {
+            return Err(RpcError::internal("stored file does not match its id"));
+        }
+        Ok(tree)
+    }
+}
+
+/// A chunk's SHA-256 leaf hash; a large chunk's on a blocking thread, so the runtime's
+/// workers keep moving other connections' messages.
+async fn leaf_hash(chunk: Bytes) -> Result<Hash, RpcError> {
+    if chunk.len() < HASH_OFF_THREAD {
+        return Ok(Sha256Hasher.leaf(&chunk));
+    }
+    tokio::task::spawn_blocking(move || Sha256Hasher.leaf(&chunk))
+        .await
+        .map_err(|e| RpcError::internal(format!("hashing a chunk failed: {e}")))
 }
 
 #[async_trait::async_trait]
