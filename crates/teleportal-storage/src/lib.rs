@@ -44,6 +44,8 @@ pub mod encryption;
 mod error;
 mod file;
 mod id;
+#[cfg(unix)]
+mod local;
 mod memory;
 pub mod milestone;
 #[cfg(feature = "sqlite")]
@@ -61,6 +63,8 @@ pub use encryption::EncryptedStorage;
 pub use error::{BoxError, StorageError};
 pub use file::{FileId, FileMetadata, FileStorage};
 pub use id::DocumentId;
+#[cfg(unix)]
+pub use local::LocalFileStorage;
 pub use memory::MemoryStorage;
 pub use milestone::{Milestone, MilestoneMeta, MilestoneStorage};
 #[cfg(feature = "sqlite")]
