@@ -27,6 +27,10 @@
 //! - Layers wrap a backend and implement the same trait, so they stack in any order:
 //!   [`VirtualStorage`] ([`batching`]) buffers appends and writes them in batches;
 //!   [`EncryptedStorage`] ([`encryption`]) encrypts everything stored with AES-256-GCM.
+//! - [`LocalFileStorage`] (Unix) keeps finished files and uploads in progress as plain files
+//!   under a data directory: an upload is written to disk once as it arrives, synced in
+//!   64 MiB checkpoints, and finishing it ([`FinishUpload`]) is a directory rename, so a
+//!   1 GiB file never passes through memory.
 //! - `conformance` (feature `test-util`) is the one suite every backend runs.
 //!
 //! # Features
@@ -44,6 +48,8 @@ pub mod encryption;
 mod error;
 mod file;
 mod id;
+#[cfg(unix)]
+mod local;
 mod memory;
 pub mod milestone;
 #[cfg(feature = "sqlite")]
@@ -61,6 +67,8 @@ pub use encryption::EncryptedStorage;
 pub use error::{BoxError, StorageError};
 pub use file::{FileId, FileMetadata, FileStorage};
 pub use id::DocumentId;
+#[cfg(unix)]
+pub use local::LocalFileStorage;
 pub use memory::MemoryStorage;
 pub use milestone::{Milestone, MilestoneMeta, MilestoneStorage};
 #[cfg(feature = "sqlite")]
