@@ -8,8 +8,8 @@ use teleportal::pubsub::NodePubSub;
 use teleportal::server::Server;
 use teleportal::server::rpc::{FileRpc, MilestoneRpc};
 use teleportal::storage::{
-    DocumentStorage, DocumentStore, FileStorage, FinishUpload, MilestoneStorage, SqliteStorage,
-    TemporaryUploadStorage,
+    DocumentStorage, DocumentStore, FileStorage, FinishUpload, LocalFileStorage, MilestoneStorage,
+    SqliteStorage, TemporaryUploadStorage,
 };
 
 use crate::Error;
@@ -27,9 +27,10 @@ enum Files {
 
 /// Where documents, milestones, uploads and files live.
 ///
-/// One main store keeps everything by default: SQLite in `--data`, or PostgreSQL with
-/// `--storage postgres://…`. `--storage s3://…` moves documents to S3 (milestones and uploads
-/// in progress stay in SQLite), and `--files s3://…` moves finished files there.
+/// By default documents and milestones are in SQLite in `--data`, uploads and files are plain
+/// files under `--data/files` ([`LocalFileStorage`]); `--storage postgres://…` keeps all of it
+/// in PostgreSQL. `--storage s3://…` moves documents to S3 (milestones and uploads in progress
+/// stay in `--data`), and `--files s3://…` moves finished files there.
 pub(crate) struct Storage {
     documents: Arc<dyn DocumentStorage>,
     milestones: Arc<dyn MilestoneStorage>,
@@ -62,7 +63,7 @@ impl Storage {
                 Storage {
                     documents: sqlite.clone(),
                     milestones: sqlite.clone(),
-                    files: Files::InPlace(sqlite.clone()),
+                    files: Files::InPlace(Arc::new(LocalFileStorage::open(data.join("files"))?)),
                     sqlite: Some(sqlite),
                 }
             }

@@ -35,9 +35,10 @@
 //! stay in `--data`), and `--files s3://…` keeps finished files there; see `teleportal_s3`'s
 //! `S3Config` for the URL, credentials come from the `AWS_*` environment variables.
 //!
-//! Milestones (spec §11.4: list, get, create, rename, delete, restore) and files (§12: upload
-//! by verified chunks, resumable; download with proofs; up to 1 GiB) are kept in the same
-//! storage as the documents; other RPC methods are answered `501 Unknown RPC method`.
+//! Milestones (spec §11.4: list, get, create, rename, delete, restore) are kept with the
+//! documents, files (§12: upload by verified chunks, resumable; download with proofs; up to
+//! 1 GiB) as plain files under `--data/files` (or in PostgreSQL with `--storage postgres://…`);
+//! other RPC methods are answered `501 Unknown RPC method`.
 //!
 //! Once it accepts connections it prints exactly one line to stdout, `listening on
 //! ws://<addr>`, with the real port (`--listen 127.0.0.1:0` picks a free one). On Ctrl-C or
