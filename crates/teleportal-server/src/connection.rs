@@ -10,12 +10,12 @@ use futures::stream::FuturesOrdered;
 use futures::{Sink, Stream, StreamExt};
 use teleportal_core::{
     AckMessage, AwarenessMessage, Body, ContentEnvelope, DocMessage, Frame, Message, MessageId,
-    PresenceEntry, PresenceMessage, RpcMessage, Update,
+    PresenceEntry, PresenceMessage, RpcKind, RpcMessage, RpcPayload, Update,
 };
 
 use crate::convert::UpdateForms;
 use crate::peer::{SEND_BATCH, Stop, drain_batch, send, send_batch};
-use crate::rpc::dispatch::dispatch;
+use crate::rpc::dispatch::{PendingId, dispatch};
 use crate::server::Registration;
 use crate::session::Session;
 use crate::{Access, ClientContext, CloseReason, Server, ServerError};
@@ -23,6 +23,27 @@ use crate::{Access, ClientContext, CloseReason, Server, ServerError};
 /// Updates of one connection being stored at once. Each waits for durability; storing them
 /// together lets the store commit them in one group instead of one fsync each.
 const PIPELINE: usize = 256;
+
+/// RPC messages at least this long (file chunks) get their id hashed on a blocking thread
+/// while they are handled.
+const HASH_ID_OFF_THREAD: usize = 64 * 1024;
+
+/// Client RPC `stream` parts (file chunks) of one connection handled at once: enough to keep
+/// hashing, writing and reading the next chunk busy together, few enough that a connection
+/// holds a handful of chunks.
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// A client's RPC `stream` part with a success payload: what `handle_stream` takes.
+fn is_client_part(message: &Message) -> bool {
+    matches!(
+        &message.body,
+        Body::Rpc(RpcMessage {
+            kind: RpcKind::Stream { .. },
+            payload: RpcPayload::Success(_),
+            ..
+        })
+    )
+}
 
 /// NACK text for a message whose encrypted flag differs from the document's (spec §4.3).
 pub const ENCRYPTION_MISMATCH: &str = "Message encryption and document encryption are mismatched";
@@ -78,6 +99,7 @@ where
         storing: HashSet::new(),
         relay_late: 0,
         streaming: std::sync::Mutex::new(None),
+        parts: 0,
     };
     let result = connection.run(&mut incoming, &mut outgoing).await;
     match result {
@@ -100,6 +122,8 @@ struct Connection {
     /// The rest of an RPC answer, sent part by part (a download) after the frames before it.
     /// In a mutex only so the connection stays `Sync`; it is never contended.
     streaming: std::sync::Mutex<Option<BoxStream<'static, Frame>>>,
+    /// RPC `stream` parts being handled: at most [`PARTS_IN_FLIGHT`], as each holds a chunk.
+    parts: usize,
 }
 
 /// An update whose append finished (or failed); the connection relays and acknowledges it.
@@ -112,10 +136,19 @@ struct Stored {
     result: Result<(), ServerError>,
 }
 
+/// A message handled beside the connection's reading, answered in arrival order.
+enum InFlight {
+    /// An update whose append finished (or failed).
+    Stored(Stored),
+    /// A client's RPC `stream` part (a file chunk), with its ACK or NACK.
+    Part(Vec<Frame>),
+}
+
 /// What to do with an incoming frame.
 enum Next {
-    /// A valid update being stored; its relay and ack wait for the updates before it.
-    Storing(BoxFuture<'static, Stored>),
+    /// A valid update being stored, or a file chunk being handled; its answer waits for the
+    /// messages before it.
+    Storing(BoxFuture<'static, InFlight>),
     /// An update answered without storing (denied, invalid, duplicate, empty).
     Replies(Vec<Frame>),
     /// Anything else, handled once every earlier update is relayed and acknowledged.
@@ -133,7 +166,7 @@ impl Connection {
         // Consecutive updates are stored concurrently (up to `PIPELINE`) but relayed and
         // acknowledged in the order they came, as if handled one by one; any other message
         // waits until the updates before it are done, so it sees them stored.
-        let mut storing: FuturesOrdered<BoxFuture<'static, Stored>> = FuturesOrdered::new();
+        let mut storing: FuturesOrdered<BoxFuture<'static, InFlight>> = FuturesOrdered::new();
         let mut batch = Vec::with_capacity(SEND_BATCH);
         loop {
             // Unbiased on purpose: a steady stream of broadcasts must not starve the client's
@@ -145,15 +178,17 @@ impl Connection {
                     drain_batch(broadcast, &mut self.registration.queue, |b| b.frame.clone(), &mut batch);
                     send_batch(outgoing, &mut batch, &closer).await?;
                 }
-                Some(stored) = storing.next(), if !storing.is_empty() => {
-                    let reply = self.finish(stored).await;
-                    send(outgoing, reply, &closer).await?;
+                Some(done) = storing.next(), if !storing.is_empty() => {
+                    for reply in self.finish(done).await {
+                        send(outgoing, reply, &closer).await?;
+                    }
                 }
-                item = incoming.next(), if storing.len() < PIPELINE => match item {
+                item = incoming.next(), if storing.len() < PIPELINE && self.parts < PARTS_IN_FLIGHT => match item {
                     None => {
-                        while let Some(stored) = storing.next().await {
-                            let reply = self.finish(stored).await;
-                            send(outgoing, reply, &closer).await?;
+                        while let Some(done) = storing.next().await {
+                            for reply in self.finish(done).await {
+                                send(outgoing, reply, &closer).await?;
+                            }
                         }
                         return Ok(());
                     }
@@ -165,9 +200,10 @@ impl Connection {
                                 Vec::new()
                             }
                             next => {
-                                while let Some(stored) = storing.next().await {
-                                    let reply = self.finish(stored).await;
-                                    send(outgoing, reply, &closer).await?;
+                                while let Some(done) = storing.next().await {
+                                    for reply in self.finish(done).await {
+                                        send(outgoing, reply, &closer).await?;
+                                    }
                                 }
                                 match next {
                                     Next::Other(frame) => self.handle(frame).await,
@@ -201,12 +237,14 @@ impl Connection {
         }
     }
 
-    /// Starts storing a doc update; anything else is returned as [`Next::Other`].
+    /// Starts storing a doc update, or handling a client's RPC `stream` part; anything else
+    /// is returned as [`Next::Other`].
     async fn start(&mut self, frame: Frame) -> Next {
         let message = match frame {
             Frame::Message(message) if matches!(message.body, Body::Doc(DocMessage::Update(_))) => {
                 message
             }
+            Frame::Message(message) if is_client_part(&message) => return self.start_part(message),
             other => return Next::Other(other),
         };
         let bytes = message.to_bytes();
@@ -252,21 +290,59 @@ impl Connection {
                 Next::Storing(Box::pin(async move {
                     let result = session.store_update(&forms, Some(id), early).await;
                     drop(pending);
-                    Stored {
+                    InFlight::Stored(Stored {
                         id,
                         session,
                         forms,
                         relayed,
                         result,
-                    }
+                    })
                 }))
+            }
+        }
+    }
+
+    /// Handles a client's RPC `stream` part beside reading the next messages: the chunks of a
+    /// file upload are hashed and written while the next ones arrive.
+    fn start_part(&mut self, message: Message) -> Next {
+        let bytes = message.to_bytes();
+        let max = self.registration.server.config().max_message_size;
+        if bytes.len() > max {
+            let id = MessageId::of(&bytes);
+            return Next::Replies(vec![nack(id, too_large(bytes.len(), max))]);
+        }
+        let Message {
+            document,
+            encrypted,
+            body: Body::Rpc(rpc),
+        } = message
+        else {
+            return Next::Replies(Vec::new()); // `is_client_part` checked the body.
+        };
+        let id = PendingId::of(bytes, HASH_ID_OFF_THREAD);
+        let server = self.registration.server.clone();
+        let client = self.client.clone();
+        self.parts += 1;
+        Next::Storing(Box::pin(async move {
+            let answer = dispatch(&server, &client, id, &document, encrypted, rpc).await;
+            InFlight::Part(answer.now)
+        }))
+    }
+
+    /// The frames that answer a message handled in flight.
+    async fn finish(&mut self, done: InFlight) -> Vec<Frame> {
+        match done {
+            InFlight::Stored(stored) => vec![self.finish_update(stored).await],
+            InFlight::Part(frames) => {
+                self.parts -= 1;
+                frames
             }
         }
     }
 
     /// Relays a stored update (unless it was relayed before storing) and returns its ACK, or
     /// the NACK of a failed one.
-    async fn finish(&mut self, stored: Stored) -> Frame {
+    async fn finish_update(&mut self, stored: Stored) -> Frame {
         self.storing.remove(&stored.id);
         if !stored.relayed {
             self.relay_late -= 1;
@@ -299,16 +375,20 @@ impl Connection {
         // Frames arrive decoded, so the id is that of the canonical encoding; the reference
         // client's encoder is canonical, so it equals the id of the bytes it sent.
         let bytes = message.to_bytes();
-        let id = MessageId::of(&bytes);
         let max = self.registration.server.config().max_message_size;
         if bytes.len() > max {
-            return vec![nack(id, too_large(bytes.len(), max))];
+            return vec![nack(MessageId::of(&bytes), too_large(bytes.len(), max))];
         }
         let Message {
             document,
             encrypted,
             body,
         } = message;
+        if let Body::Rpc(rpc) = body {
+            let id = PendingId::of(bytes, HASH_ID_OFF_THREAD);
+            return self.handle_rpc(id, &document, encrypted, rpc).await;
+        }
+        let id = MessageId::of(&bytes);
         match body {
             Body::Doc(doc) => self.handle_doc(id, &document, encrypted, doc).await,
             Body::Awareness(awareness) => {
@@ -316,7 +396,6 @@ impl Connection {
                     .await
             }
             Body::Presence(presence) => self.handle_presence(id, &document, presence).await,
-            Body::Rpc(rpc) => self.handle_rpc(id, &document, encrypted, rpc).await,
             _ => vec![nack(id, "unsupported message type")],
         }
     }
@@ -569,7 +648,7 @@ impl Connection {
 
     async fn handle_rpc(
         &mut self,
-        id: MessageId,
+        id: PendingId,
         document: &str,
         encrypted: bool,
         rpc: RpcMessage,

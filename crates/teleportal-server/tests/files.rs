@@ -417,6 +417,61 @@ async fn a_chunk_failing_its_proof_is_refused_before_it_is_stored() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_sent_without_waiting_are_acked_in_order_after_the_commit() {
+    for seed in 0..20u8 {
+        let (server, storage) = server(1 << 20);
+        let mut alice = Client::connect(&server, "alice");
+        let file = File::new(64 * 9 + 7, seed);
+        start_upload(&mut alice, &file).await;
+        let ids: Vec<_> = (0..file.chunks().len())
+            .map(|i| alice.send(file.part(i, file.chunks()[i].clone())))
+            .collect();
+        let mut acked = Vec::new();
+        while acked.len() < ids.len() {
+            if let Body::Ack(ack) = alice.recv_message().await.body {
+                assert!(ack.is_positive(), "{ack:?}");
+                acked.push(ack.message_id);
+            }
+        }
+        let sent: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        assert_eq!(acked, sent, "ACKs out of order");
+        // The last ACK came after the commit: the file is there at once.
+        let id = FileId::new(parse_file_id(&file.id).unwrap());
+        assert!(storage.file_metadata(&id).await.unwrap().is_some());
+        assert!(storage.progress(&id).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn an_upload_complete_but_never_finished_is_finished_when_begun_again() {
+    let (server, storage) = server(1 << 20);
+    let file = File::new(300, 7);
+    let mut alice = Client::connect(&server, "alice");
+    start_upload(&mut alice, &file).await;
+    // Every chunk stored, as if the server stopped before the last part's finish.
+    let id = FileId::new(parse_file_id(&file.id).unwrap());
+    for (i, chunk) in file.chunks().into_iter().enumerate() {
+        storage
+            .put_chunk(&id, u32::try_from(i).unwrap(), chunk)
+            .await
+            .unwrap();
+    }
+    let server = server_over(storage.clone(), 1 << 20, true);
+    let mut bob = Client::connect(&server, "bob");
+    assert_eq!(
+        start_upload(&mut bob, &file).await,
+        FileUploadResponse::AlreadyExists {
+            file_id: file.id.clone(),
+            chunk_size: CHUNK as u64
+        }
+    );
+    assert_eq!(
+        download(&mut bob, &file.id).await.1.as_deref(),
+        Some(&file.data[..])
+    );
+}
+
 #[tokio::test]
 async fn limits_mismatches_and_bad_parts_are_refused() {
     let (server, _) = server(300);

@@ -3,7 +3,7 @@
 //! trees of recently stored files (so a download starts without reading the file twice).
 //! Anything missing is recomputed from storage, one chunk at a time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use teleportal_core::merkle::{Hash, MerkleTree};
@@ -23,9 +23,31 @@ fn evict_one<V>(map: &mut HashMap<FileId, V>) {
 pub(super) struct Cache {
     leaves: Mutex<HashMap<FileId, Vec<Option<Hash>>>>,
     trees: Mutex<HashMap<FileId, Arc<MerkleTree>>>,
+    /// Uploads being finished, so two last chunks handled at once finish it once.
+    finishing: Arc<Mutex<HashSet<FileId>>>,
+}
+
+/// Marks an upload as being finished until dropped.
+pub(super) struct Finishing {
+    set: Arc<Mutex<HashSet<FileId>>>,
+    id: FileId,
+}
+
+impl Drop for Finishing {
+    fn drop(&mut self) {
+        lock(&self.set).remove(&self.id);
+    }
 }
 
 impl Cache {
+    /// Claims the finishing of upload `id`; `None` while someone else holds it.
+    pub(super) fn start_finishing(&self, id: &FileId) -> Option<Finishing> {
+        lock(&self.finishing).insert(*id).then(|| Finishing {
+            set: Arc::clone(&self.finishing),
+            id: *id,
+        })
+    }
+
     /// Records chunk `index`'s leaf hash for an upload of `count` chunks.
     pub(super) fn record_leaf(&self, id: &FileId, count: u32, index: u32, leaf: Hash) {
         let mut leaves = lock(&self.leaves);

@@ -187,6 +187,18 @@ impl<F: FileStorage, U: TemporaryUploadStorage> FileRpc<F, U> {
             }
             Err(e) => return Err(e.into()),
         };
+        if progress.is_complete() {
+            // Every chunk arrived before, but the upload was never finished (the server
+            // stopped in between): finish it now instead of waiting for a chunk that will
+            // not come.
+            self.finish(&id, progress.metadata.chunk_count).await?;
+            if self.files.file_metadata(&id).await?.is_some() {
+                return answer(FileUploadResponse::AlreadyExists {
+                    file_id,
+                    chunk_size: server_chunk,
+                });
+            }
+        }
         let existing = progress
             .received
             .iter()
@@ -259,16 +271,26 @@ impl<F: FileStorage, U: TemporaryUploadStorage> FileRpc<F, U> {
             leaf
         };
         self.cache.record_leaf(&id, meta.chunk_count, index, leaf);
-        let now_complete = !progress.received.contains(&index)
-            && progress.received.len() + 1 == meta.chunk_count as usize;
-        if now_complete {
+        // Asked after storing: of two last chunks handled at once, both may see the upload
+        // complete (one finishes it, see `finish`), never neither.
+        let complete = self
+            .uploads
+            .progress(&id)
+            .await?
+            .is_some_and(|now| now.is_complete());
+        if complete {
             self.finish(&id, meta.chunk_count).await?;
         }
         Ok(())
     }
 
     /// Makes a complete upload a file if its chunks hash to its id; drops it if they do not.
+    /// If another part of the upload is finishing it already, returns at once: a connection
+    /// ACKs parts in order, so the last ACK still follows the file's commit.
     async fn finish(&self, id: &FileId, count: u32) -> Result<(), RpcError> {
+        let Some(_finishing) = self.cache.start_finishing(id) else {
+            return Ok(());
+        };
         let mut leaves = self.cache.take_leaves(id, count);
         for (index, leaf) in (0u32..).zip(leaves.iter_mut()) {
             if leaf.is_none() {
