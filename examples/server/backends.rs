@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use teleportal::pubsub::NodePubSub;
 use teleportal::server::Server;
@@ -18,7 +19,7 @@ use crate::Error;
 enum Files {
     /// One store for both, which turns a finished upload into a file where it lies.
     InPlace(Arc<dyn FinishUpload>),
-    /// Files in another store (S3): a finished upload is moved across in memory.
+    /// Files in another store (S3): a finished upload is streamed across, a chunk at a time.
     Apart {
         uploads: Arc<dyn TemporaryUploadStorage>,
         files: Arc<dyn FileStorage>,
@@ -109,6 +110,30 @@ impl Storage {
     /// The other handles are dropped first, so it can be unwrapped once the server let go.
     pub(crate) fn into_sqlite(self) -> Option<Arc<SqliteStorage>> {
         self.sqlite
+    }
+
+    /// Removes, every `period`, uploads begun more than `max_age` ago: abandoned uploads
+    /// would otherwise keep their chunks (and, for `LocalFileStorage`, an open file) forever.
+    /// The task ends with the runtime.
+    pub(crate) fn expire_uploads(&self, period: Duration, max_age: Duration) {
+        let uploads: Arc<dyn TemporaryUploadStorage> = match &self.files {
+            Files::InPlace(store) => store.clone(),
+            Files::Apart { uploads, .. } => uploads.clone(),
+        };
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                let Some(before) = SystemTime::now().checked_sub(max_age) else {
+                    continue;
+                };
+                match uploads.expire(before).await {
+                    Ok(0) => {}
+                    Ok(n) => eprintln!("server: removed {n} abandoned upload(s)"),
+                    Err(e) => eprintln!("server: expiring uploads failed: {e}"),
+                }
+            }
+        });
     }
 
     /// A server over these stores, answering milestone and file RPCs too.

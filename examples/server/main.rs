@@ -38,7 +38,8 @@
 //! Milestones (spec §11.4: list, get, create, rename, delete, restore) are kept with the
 //! documents, files (§12: upload by verified chunks, resumable; download with proofs; up to
 //! 1 GiB) as plain files under `--data/files` (or in PostgreSQL with `--storage postgres://…`);
-//! other RPC methods are answered `501 Unknown RPC method`.
+//! other RPC methods are answered `501 Unknown RPC method`. Uploads left unfinished for a day
+//! are removed (checked hourly).
 //!
 //! Once it accepts connections it prints exactly one line to stdout, `listening on
 //! ws://<addr>`, with the real port (`--listen 127.0.0.1:0` picks a free one). On Ctrl-C or
@@ -167,6 +168,10 @@ async fn main() -> ExitCode {
     }
 }
 
+/// How often abandoned uploads are looked for, and how old they must be to go.
+const UPLOAD_EXPIRY_CHECK: Duration = Duration::from_secs(60 * 60);
+const UPLOAD_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
 async fn run() -> Result<(), Error> {
     let args = parse_args()?;
     // Kept beside the server so SQLite can be closed (queued writes finished) after it.
@@ -178,6 +183,7 @@ async fn run() -> Result<(), Error> {
     )
     .await?;
     let (mut server, store) = storage.server();
+    storage.expire_uploads(UPLOAD_EXPIRY_CHECK, UPLOAD_MAX_AGE);
     if let Some(url) = &args.pubsub {
         let node_id = args
             .node_id

@@ -8,7 +8,9 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload, WriteMultipart};
 use serde::{Deserialize, Serialize};
-use teleportal_storage::{DocumentId, FileId, FileMetadata, FileStorage, StorageError};
+use teleportal_storage::{
+    ChunkStream, DocumentId, FileId, FileMetadata, FileStorage, StorageError,
+};
 
 use crate::S3Config;
 use crate::error::{S3Error, corrupt};
@@ -158,16 +160,33 @@ impl S3FileStorage {
         read_record(&*self.store, &keys::file_meta(&self.prefix, id), id).await
     }
 
-    /// Writes the chunks as one object: multipart when there is at least one part's worth.
-    async fn put_data(&self, location: &Path, chunks: Vec<Bytes>) -> Result<(), StorageError> {
-        let total: u64 = chunks.iter().map(|c| c.len() as u64).sum();
-        if total < self.part_size as u64 {
-            let payload: PutPayload = chunks.into_iter().collect();
-            self.store
-                .put(location, payload)
-                .await
-                .map_err(|e| S3Error::request("PUT", location, e))?;
-            return Ok(());
+    /// Writes the chunks as one object as they come: one `PUT` if they end within the first
+    /// part's worth, else a multipart upload holding at most a few parts. Returns each chunk's
+    /// length; on an error nothing is left but what a lifecycle rule or a later put cleans up.
+    async fn put_data(
+        &self,
+        location: &Path,
+        mut chunks: ChunkStream,
+    ) -> Result<Vec<u64>, StorageError> {
+        let mut lens = Vec::new();
+        let mut first = Vec::new();
+        let mut buffered = 0usize;
+        while buffered < self.part_size {
+            match chunks.try_next().await? {
+                Some(chunk) => {
+                    lens.push(chunk.len() as u64);
+                    buffered += chunk.len();
+                    first.push(chunk);
+                }
+                None => {
+                    let payload: PutPayload = first.into_iter().collect();
+                    self.store
+                        .put(location, payload)
+                        .await
+                        .map_err(|e| S3Error::request("PUT", location, e))?;
+                    return Ok(lens);
+                }
+            }
         }
         let upload = self
             .store
@@ -175,19 +194,31 @@ impl S3FileStorage {
             .await
             .map_err(|e| S3Error::request("CreateMultipartUpload", location, e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
-        for chunk in chunks {
+        // The buffered chunks go first, and are counted again as they do.
+        lens.clear();
+        let mut pending = stream::iter(first.into_iter().map(Ok)).chain(chunks);
+        loop {
+            let chunk = match pending.try_next().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => {
+                    // Aborting frees the parts S3 would otherwise keep (and bill).
+                    let _ = writer.abort().await;
+                    return Err(e);
+                }
+            };
             if let Err(e) = writer.wait_for_capacity(PART_CONCURRENCY).await {
-                // The upload failed; aborting frees the parts S3 would otherwise keep (and bill).
                 let _ = writer.abort().await;
                 return Err(S3Error::request("UploadPart", location, e).into());
             }
+            lens.push(chunk.len() as u64);
             writer.put(chunk);
         }
         writer
             .finish()
             .await
             .map_err(|e| S3Error::request("CompleteMultipartUpload", location, e))?;
-        Ok(())
+        Ok(lens)
     }
 
     async fn delete_quietly(&self, location: &Path) -> Result<(), StorageError> {
@@ -214,18 +245,33 @@ impl FileStorage for S3FileStorage {
         chunks: Vec<Bytes>,
     ) -> Result<(), StorageError> {
         metadata.check_chunk_count(chunks.len())?;
+        self.put_file_stream(metadata, stream::iter(chunks.into_iter().map(Ok)).boxed())
+            .await
+    }
+
+    /// As [`put_file`](FileStorage::put_file), holding at most a few multipart parts of the
+    /// file; a stream with another number of chunks stores no metadata (the data object it
+    /// wrote is unreferenced, and overwritten by the next put of the id).
+    async fn put_file_stream(
+        &self,
+        metadata: FileMetadata,
+        chunks: ChunkStream,
+    ) -> Result<(), StorageError> {
         let meta_key = keys::file_meta(&self.prefix, &metadata.id);
         match self.store.head(&meta_key).await {
             Ok(_) => return Ok(()), // Content-addressed: the stored file has these bytes.
             Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(S3Error::request("HEAD", &meta_key, e).into()),
         }
-        let record = FileRecord::new(metadata, &chunks);
+        let data = keys::file_data(&self.prefix, &metadata.id);
+        let lens = self.put_data(&data, chunks).await?;
+        if let Err(e) = metadata.check_chunk_count(lens.len()) {
+            self.delete_quietly(&data).await?;
+            return Err(e);
+        }
+        let record = FileRecord::from_lens(metadata, &lens);
         let body = serde_json::to_vec(&record)
             .map_err(|e| corrupt("file metadata does not serialize", e))?;
-
-        self.put_data(&keys::file_data(&self.prefix, &record.metadata.id), chunks)
-            .await?;
         if let Some(doc) = &record.metadata.document {
             let marker = keys::file_index(&self.prefix, doc, &record.metadata.id);
             self.store
@@ -323,8 +369,7 @@ enum ChunkLayout {
 }
 
 impl FileRecord {
-    fn new(metadata: FileMetadata, chunks: &[Bytes]) -> Self {
-        let lens: Vec<u64> = chunks.iter().map(|c| c.len() as u64).collect();
+    fn from_lens(metadata: FileMetadata, lens: &[u64]) -> Self {
         let total = lens.iter().sum();
         let layout = match lens.split_last() {
             None => ChunkLayout::Stride { stride: 0, total },
@@ -500,10 +545,10 @@ mod tests {
     use super::*;
 
     fn record(lens: &[usize]) -> FileRecord {
-        let chunks: Vec<Bytes> = lens.iter().map(|l| Bytes::from(vec![0; *l])).collect();
+        let lens: Vec<u64> = lens.iter().map(|l| *l as u64).collect();
         let count = u32::try_from(lens.len()).expect("few chunks");
         let metadata = FileMetadata::new(FileId::new([1; 32]), "f", 0, "x/y", 4, count);
-        FileRecord::new(metadata, &chunks)
+        FileRecord::from_lens(metadata, &lens)
     }
 
     fn ranges(record: &FileRecord) -> Vec<std::ops::Range<u64>> {

@@ -111,6 +111,7 @@ where
         file::files_of_document_lists_only_its_files,
         file::putting_an_existing_file_changes_nothing,
         file::deleted_file_is_gone,
+        file::streamed_file_is_stored_whole_or_not_at_all,
     );
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::stream::{BoxStream, TryStreamExt};
 
 use crate::{DocumentId, StorageError};
 
@@ -167,6 +168,10 @@ impl FileMetadata {
     }
 }
 
+/// A file's chunks in index order, as they are read: what
+/// [`FileStorage::put_file_stream`] stores without holding the file.
+pub type ChunkStream = BoxStream<'static, Result<Bytes, StorageError>>;
+
 /// Finished files: metadata plus chunks, keyed by [`FileId`].
 ///
 /// Verifying chunks against the Merkle root is the caller's job (the server does it before
@@ -177,6 +182,9 @@ impl FileMetadata {
 ///   reader never sees metadata without all its chunks. Storing an id that exists is a no-op
 ///   (content-addressed: same id, same bytes).
 /// - `chunks.len()` must equal `metadata.chunk_count`, else [`StorageError::InvalidRequest`].
+/// - `put_file_stream` is `put_file` with the chunks arriving one at a time; a stream that
+///   fails, or yields another number of chunks, stores nothing and returns that error (or
+///   [`StorageError::InvalidRequest`]).
 /// - `chunk` past the end, or of an unknown file, is [`StorageError::NotFound`].
 /// - `delete_file` of an unknown id is `Ok`.
 #[async_trait]
@@ -190,6 +198,24 @@ pub trait FileStorage: Send + Sync + 'static {
         metadata: FileMetadata,
         chunks: Vec<Bytes>,
     ) -> Result<(), StorageError>;
+
+    /// Stores a file whose chunks are read one at a time, such as an upload moving from one
+    /// store to another.
+    ///
+    /// The default collects the chunks and calls [`put_file`](FileStorage::put_file), so it
+    /// holds the whole file; backends that can write chunks as they come override it and hold
+    /// a bounded amount (S3: a few multipart parts).
+    ///
+    /// # Errors
+    /// The stream's first error; otherwise as [`put_file`](FileStorage::put_file).
+    async fn put_file_stream(
+        &self,
+        metadata: FileMetadata,
+        chunks: ChunkStream,
+    ) -> Result<(), StorageError> {
+        let chunks: Vec<Bytes> = chunks.try_collect().await?;
+        self.put_file(metadata, chunks).await
+    }
 
     /// The file's metadata, or `None`.
     ///
@@ -225,6 +251,13 @@ impl<S: FileStorage + ?Sized> FileStorage for Arc<S> {
         chunks: Vec<Bytes>,
     ) -> Result<(), StorageError> {
         (**self).put_file(metadata, chunks).await
+    }
+    async fn put_file_stream(
+        &self,
+        metadata: FileMetadata,
+        chunks: ChunkStream,
+    ) -> Result<(), StorageError> {
+        (**self).put_file_stream(metadata, chunks).await
     }
     async fn file_metadata(&self, id: &FileId) -> Result<Option<FileMetadata>, StorageError> {
         (**self).file_metadata(id).await

@@ -65,7 +65,7 @@ pub use document::{
 };
 pub use encryption::EncryptedStorage;
 pub use error::{BoxError, StorageError};
-pub use file::{FileId, FileMetadata, FileStorage};
+pub use file::{ChunkStream, FileId, FileMetadata, FileStorage};
 pub use id::DocumentId;
 #[cfg(unix)]
 pub use local::LocalFileStorage;

@@ -368,3 +368,32 @@ async fn large_upload_is_finished_and_read_back() {
         assert!(read == chunk, "chunk {index} came back different");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_sent_again_and_again_is_refused_before_it_fills_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalFileStorage::open(dir.path()).unwrap();
+    let (meta, chunks) = file(9, 1 << 20, 2);
+    store.begin(meta.clone()).await.unwrap();
+    // Each copy is appended; past about twice the file (plus 16 MiB), the store refuses.
+    let mut accepted = 0u32;
+    let refusal = loop {
+        match store.put_chunk(&meta.id, 0, chunks[0].clone()).await {
+            Ok(()) => accepted += 1,
+            Err(error) => break error,
+        }
+        assert!(accepted < 100, "a chunk was taken {accepted} times");
+    };
+    assert!(
+        matches!(refusal, StorageError::InvalidRequest { .. }),
+        "{refusal:?}"
+    );
+    assert!(
+        (18..=22).contains(&accepted),
+        "refused after {accepted} copies"
+    );
+    let data = std::fs::metadata(upload_dir(dir.path(), &meta.id).join("data")).unwrap();
+    assert!(data.len() <= 22 << 20, "data grew to {} bytes", data.len());
+    // The session itself is intact: what it had still reads back.
+    assert_eq!(store.received_chunk(&meta.id, 0).await.unwrap(), chunks[0]);
+}

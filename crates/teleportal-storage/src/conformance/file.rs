@@ -232,3 +232,55 @@ pub(super) async fn deleted_file_is_gone<S: FileStorage>(storage: S) {
         chunks[1]
     );
 }
+
+pub(super) async fn streamed_file_is_stored_whole_or_not_at_all<S: FileStorage>(storage: S) {
+    use futures::stream::{self, StreamExt};
+
+    let (metadata, chunks) = file(32, 16, 4);
+    let streamed = stream::iter(chunks.clone().into_iter().map(Ok)).boxed();
+    storage
+        .put_file_stream(metadata.clone(), streamed)
+        .await
+        .expect("put_file_stream");
+    assert_eq!(
+        storage.file_metadata(&metadata.id).await.expect("metadata"),
+        Some(metadata.clone())
+    );
+    for (index, chunk) in (0u32..).zip(&chunks) {
+        assert_eq!(
+            &storage.chunk(&metadata.id, index).await.expect("chunk"),
+            chunk,
+            "streamed chunk {index} reads back different"
+        );
+    }
+
+    // A stream that fails part way, and one a chunk short: nothing is stored.
+    let (failing, chunks) = file(33, 16, 4);
+    let broken = stream::iter(chunks.into_iter().take(2).map(Ok))
+        .chain(stream::once(async {
+            Err(StorageError::InvalidRequest {
+                reason: "the source went away".into(),
+            })
+        }))
+        .boxed();
+    assert!(
+        storage
+            .put_file_stream(failing.clone(), broken)
+            .await
+            .is_err(),
+        "a failing stream was stored"
+    );
+    let (short, chunks) = file(34, 16, 4);
+    let truncated = stream::iter(chunks.into_iter().take(3).map(Ok)).boxed();
+    match storage.put_file_stream(short.clone(), truncated).await {
+        Err(StorageError::InvalidRequest { .. }) => {}
+        other => panic!("a stream one chunk short gave {other:?}, not InvalidRequest"),
+    }
+    for id in [failing.id, short.id] {
+        assert_eq!(
+            storage.file_metadata(&id).await.expect("metadata"),
+            None,
+            "a refused stream left file {id}"
+        );
+    }
+}

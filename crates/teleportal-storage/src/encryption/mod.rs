@@ -37,8 +37,8 @@
 //! ```
 //!
 //! The associated data is the header (version, key id length, key id) followed by the
-//! record's place: a kind byte (1 document update, 2 document snapshot, 3 file chunk, 4
-//! upload chunk, 5 milestone snapshot) and its fields — document id, milestone id (each as a
+//! record's place: a kind byte (1 document update, 2 document snapshot, 3 file chunk, finished
+//! or being uploaded, 5 milestone snapshot; 4 is retired) and its fields — document id, milestone id (each as a
 //! u64 big-endian length and the UTF-8 bytes), file id (32 bytes) and chunk index (u32
 //! big-endian). A record copied to another document, file, chunk index, milestone or kind
 //! fails authentication. Within one document's tail, updates are not bound to their seq (the
@@ -69,14 +69,15 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 
 pub use key::{EncryptionKey, KeyId, KeyProvider, MAX_KEY_ID_LEN, StaticKeys};
 use record::Place;
 
 use crate::{
-    AppendOptions, AppendReceipt, DocumentId, DocumentMetadata, DocumentStorage, FileId,
-    FileMetadata, FileStorage, FinishUpload, Milestone, MilestoneMeta, MilestoneStorage, Seq,
-    StorageError, StoredDocument, StoredUpdate, TemporaryUploadStorage, UploadProgress,
+    AppendOptions, AppendReceipt, ChunkStream, DocumentId, DocumentMetadata, DocumentStorage,
+    FileId, FileMetadata, FileStorage, FinishUpload, Milestone, MilestoneMeta, MilestoneStorage,
+    Seq, StorageError, StoredDocument, StoredUpdate, TemporaryUploadStorage, UploadProgress,
 };
 
 /// Encrypts what the inner store keeps; implements each storage trait the inner store does.
@@ -207,6 +208,23 @@ impl<S: FileStorage> FileStorage for EncryptedStorage<S> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         self.inner.put_file(metadata, records).await
+    }
+
+    /// Seals each chunk as it passes, so the inner store's streaming (if any) is kept.
+    async fn put_file_stream(
+        &self,
+        metadata: FileMetadata,
+        chunks: ChunkStream,
+    ) -> Result<(), StorageError> {
+        let (id, keys) = (metadata.id, Arc::clone(&self.keys));
+        let mut index = 0u32;
+        let records = chunks.map(move |chunk| {
+            let place = Place::FileChunk(&id, index);
+            let sealed = chunk.and_then(|chunk| record::seal(&keys.current_key()?, place, &chunk));
+            index = index.saturating_add(1);
+            sealed
+        });
+        self.inner.put_file_stream(metadata, records.boxed()).await
     }
 
     async fn file_metadata(&self, id: &FileId) -> Result<Option<FileMetadata>, StorageError> {

@@ -263,8 +263,8 @@ impl LocalFileStorage {
     }
 }
 
+// `put_file_stream` is the default (collect, then `put_file`): this store finishes its own uploads in place (`FinishUpload`).
 #[async_trait]
-#[deny(clippy::missing_trait_methods)]
 impl FileStorage for LocalFileStorage {
     /// Writes the file in `tmp`, syncs it, lists it under its document and renames it into
     /// `files`: a reader sees all of it or nothing.

@@ -46,6 +46,9 @@ struct State {
     durable: u64,
     /// Set once the session was taken, finished, aborted or expired.
     retired: bool,
+    /// Set when syncing `data` or writing `index` failed. Sticky: Linux reports a writeback
+    /// error once, so a later sync of the same file could succeed over lost bytes.
+    failed: Option<String>,
 }
 
 impl Session {
@@ -161,6 +164,7 @@ impl Session {
                 version: 0,
                 durable: 0,
                 retired: false,
+                failed: None,
             }),
             checkpoint: Arc::new(tokio::sync::Mutex::new(())),
         }
@@ -220,10 +224,32 @@ impl Session {
             return Err(self.gone());
         }
         let offset = state.end;
-        state.end = offset
+        let end = offset
             .checked_add(u64::from(len))
             .ok_or_else(|| StorageError::corrupt("upload data file is at its size limit"))?;
+        if end > self.data_limit() {
+            return Err(StorageError::InvalidRequest {
+                reason: format!(
+                    "upload {} was sent more than twice its size in chunks; abort it and start again",
+                    self.metadata.id
+                ),
+            });
+        }
+        state.end = end;
         Ok(offset)
+    }
+
+    /// How far `data` may grow: chunks sent again are appended, so a client re-sending one
+    /// chunk forever would fill the disk. Twice the declared file (with room for a wrapping
+    /// layer's per-chunk overhead, such as sealed records) plus 16 MiB.
+    fn data_limit(&self) -> u64 {
+        const PER_CHUNK_OVERHEAD: u64 = 1024;
+        let chunks = u64::from(self.metadata.chunk_count);
+        self.metadata
+            .size
+            .saturating_add(chunks.saturating_mul(PER_CHUNK_OVERHEAD))
+            .saturating_mul(2)
+            .saturating_add(16 << 20)
     }
 
     /// Writes a chunk's bytes where [`Session::reserve`] said. Blocking; no sync.
@@ -302,26 +328,64 @@ impl Session {
     /// the session has ended.
     ///
     /// Blocking. The caller holds the checkpoint lock.
+    ///
+    /// # Errors
+    /// The sync's or the write's error, and from then on for every checkpoint of this
+    /// session (see `State::failed`): the upload must be aborted and sent again.
     pub(super) fn checkpoint(&self) -> Result<(), StorageError> {
         let (bytes, version) = {
             let mut state = self.state();
             if state.retired {
                 return Ok(());
             }
+            check_failed(&state)?;
             state.unsynced = 0;
             if state.version == state.durable {
                 return Ok(());
             }
-            let entries = state.index.iter().map(|(i, e)| (*i, *e));
-            (codec::encode_index(entries), state.version)
+            (snapshot(&state), state.version)
         };
-        self.data
-            .sync_data()
-            .map_err(io_error("sync", &self.dir.join(DATA)))?;
-        disk::replace(&self.dir, INDEX, INDEX_TMP, &bytes)?;
+        self.persist(&bytes)?;
         let mut state = self.state();
         state.durable = state.durable.max(version);
         Ok(())
+    }
+
+    /// The last checkpoint, which also ends the session in the same step: a chunk recorded
+    /// after the snapshot would be missing from the file, so none can be.
+    ///
+    /// Blocking. The caller holds the checkpoint lock.
+    ///
+    /// # Errors
+    /// As [`Session::checkpoint`]; the session is then not ended.
+    pub(super) fn final_checkpoint(&self) -> Result<(), StorageError> {
+        let bytes = {
+            let mut state = self.state();
+            if state.retired {
+                return Err(self.gone());
+            }
+            check_failed(&state)?;
+            state.retired = true;
+            snapshot(&state)
+        };
+        if let Err(error) = self.persist(&bytes) {
+            self.state().retired = false;
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Syncs `data`, then replaces `index` with `bytes`; a failure is remembered.
+    fn persist(&self, bytes: &[u8]) -> Result<(), StorageError> {
+        let result = self
+            .data
+            .sync_data()
+            .map_err(io_error("sync", &self.dir.join(DATA)))
+            .and_then(|()| disk::replace(&self.dir, INDEX, INDEX_TMP, bytes));
+        if let Err(error) = &result {
+            self.state().failed = Some(error.to_string());
+        }
+        result
     }
 
     /// Starts a checkpoint on the blocking pool unless one is running (that one goes on
@@ -353,6 +417,20 @@ impl Session {
             kind: "upload",
             id: self.metadata.id.to_string(),
         }
+    }
+}
+
+fn snapshot(state: &State) -> Vec<u8> {
+    codec::encode_index(state.index.iter().map(|(i, e)| (*i, *e)))
+}
+
+fn check_failed(state: &State) -> Result<(), StorageError> {
+    match &state.failed {
+        None => Ok(()),
+        Some(error) => Err(StorageError::backend(
+            "local",
+            format!("an earlier sync of this upload failed ({error}); abort it and start again"),
+        )),
     }
 }
 

@@ -200,9 +200,8 @@ impl FinishUpload for LocalFileStorage {
             let session = inner.load(&id)?.ok_or_else(|| not_found("upload", id))?;
             let checkpoint = session.checkpoint_lock().blocking_lock_owned();
             session.complete_extents()?;
-            // Usually nothing to do: only a chunk sent again since the sync above.
-            session.checkpoint()?;
-            session.retire();
+            // Usually little to do: only a chunk sent again since the sync above.
+            session.final_checkpoint()?;
             drop(checkpoint);
             inner.forget(&id);
             let metadata = session.metadata().clone();

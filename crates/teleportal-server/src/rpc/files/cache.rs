@@ -59,7 +59,12 @@ impl Cache {
             .entry(*id)
             .or_insert_with(|| vec![None; count as usize]);
         if let Some(slot) = hashes.get_mut(index as usize) {
-            *slot = Some(leaf);
+            // Two different copies of one chunk: which one storage kept is its business, so
+            // forget both and let the finish hash what is stored.
+            *slot = match *slot {
+                Some(known) if known != leaf => None,
+                _ => Some(leaf),
+            };
         }
     }
 

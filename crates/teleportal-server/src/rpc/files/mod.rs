@@ -17,7 +17,8 @@ use teleportal_core::rpc::{
     FileUploadRequest, FileUploadResponse,
 };
 use teleportal_storage::{
-    FileId, FileMetadata, FileStorage, FinishUpload, StorageError, TemporaryUploadStorage,
+    ChunkStream, FileId, FileMetadata, FileStorage, FinishUpload, StorageError,
+    TemporaryUploadStorage,
 };
 
 use self::cache::Cache;
@@ -49,9 +50,9 @@ const HASH_OFF_THREAD: usize = 64 * 1024;
 /// Leaf hashes (32 bytes per chunk) of uploads in progress and the trees of recent files are
 /// kept, so neither finishing nor the first download part waits for a file to be re-read.
 /// With [`FileRpc::in_store`] (a [`FinishUpload`] store), no file passes through memory.
-/// [`FileRpc::new`] with two different stores moves a finished upload with
-/// [`take`](TemporaryUploadStorage::take) and [`put_file`](FileStorage::put_file), which
-/// hold the whole file: keep [`with_max_size`](FileRpc::with_max_size) small there.
+/// [`FileRpc::new`] with two different stores moves a finished upload chunk by chunk (each
+/// checked again against its leaf) with [`put_file_stream`](FileStorage::put_file_stream):
+/// bounded where the file store streams (S3), whole where it uses the default.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -99,7 +100,7 @@ impl<S: FinishUpload> FileRpc<S, S> {
 
 impl<F: FileStorage, U: TemporaryUploadStorage> FileRpc<F, U> {
     /// Finished files in `files`, uploads in progress in `uploads`; a finished upload is
-    /// moved across in memory (see the type's docs, and [`FileRpc::in_store`]).
+    /// streamed across (see the type's docs, and [`FileRpc::in_store`]).
     pub fn new(files: F, uploads: U) -> Self {
         FileRpc::from_arcs(Arc::new(files), Arc::new(uploads))
     }
@@ -191,7 +192,7 @@ impl<F: FileStorage, U: TemporaryUploadStorage> FileRpc<F, U> {
             // Every chunk arrived before, but the upload was never finished (the server
             // stopped in between): finish it now instead of waiting for a chunk that will
             // not come.
-            self.finish(&id, progress.metadata.chunk_count).await?;
+            self.finish(&progress.metadata).await?;
             if self.files.file_metadata(&id).await?.is_some() {
                 return answer(FileUploadResponse::AlreadyExists {
                     file_id,
@@ -279,7 +280,7 @@ impl<F: FileStorage, U: TemporaryUploadStorage> FileRpc<F, U> {
             .await?
             .is_some_and(|now| now.is_complete());
         if complete {
-            self.finish(&id, meta.chunk_count).await?;
+            self.finish(meta).await?;
         }
         Ok(())
     }
@@ -287,11 +288,12 @@ impl<F: FileStorage, U: TemporaryUploadStorage> FileRpc<F, U> {
     /// Makes a complete upload a file if its chunks hash to its id; drops it if they do not.
     /// If another part of the upload is finishing it already, returns at once: a connection
     /// ACKs parts in order, so the last ACK still follows the file's commit.
-    async fn finish(&self, id: &FileId, count: u32) -> Result<(), RpcError> {
+    async fn finish(&self, metadata: &FileMetadata) -> Result<(), RpcError> {
+        let id = &metadata.id;
         let Some(_finishing) = self.cache.start_finishing(id) else {
             return Ok(());
         };
-        let mut leaves = self.cache.take_leaves(id, count);
+        let mut leaves = self.cache.take_leaves(id, metadata.chunk_count);
         for (index, leaf) in (0u32..).zip(leaves.iter_mut()) {
             if leaf.is_none() {
                 // Not seen by this process (sent before a restart, or by another node).
@@ -313,22 +315,27 @@ impl<F: FileStorage, U: TemporaryUploadStorage> FileRpc<F, U> {
                 "upload rejected: the chunks do not hash to the file id",
             ));
         }
-        let finished = match &self.in_place {
-            Some(store) => store.finish_upload(id).await.map(drop),
-            None => match self.uploads.take(id).await {
-                Ok((metadata, chunks)) => self.files.put_file(metadata, chunks).await,
-                Err(e) => Err(e),
+        let tree = Arc::new(tree);
+        match &self.in_place {
+            Some(store) => match store.finish_upload(id).await {
+                Ok(_) => {}
+                // Finished by a concurrent retransmission of the last part.
+                Err(StorageError::InvalidRequest { .. } | StorageError::NotFound { .. }) => {
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
             },
-        };
-        match finished {
-            Ok(()) => {}
-            // Finished by a concurrent retransmission of the last part.
-            Err(StorageError::InvalidRequest { .. } | StorageError::NotFound { .. }) => {
-                return Ok(());
+            None => {
+                let chunks = verified_chunks(Arc::clone(&self.uploads), *id, Arc::clone(&tree));
+                match self.files.put_file_stream(metadata.clone(), chunks).await {
+                    Ok(()) => self.uploads.abort(id).await?,
+                    // The upload went away meanwhile because it was finished elsewhere.
+                    Err(_) if self.files.file_metadata(id).await?.is_some() => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                }
             }
-            Err(e) => return Err(e.into()),
         }
-        self.cache.keep_tree(*id, Arc::new(tree));
+        self.cache.keep_tree(*id, tree);
         Ok(())
     }
 
@@ -423,6 +430,33 @@ impl<F: FileStorage, U: TemporaryUploadStorage> FileRpc<F, U> {
         }
         Ok(tree)
     }
+}
+
+/// An upload's chunks read one at a time, each checked against the leaf it was verified
+/// with (a chunk replaced since fails the stream, so nothing is stored).
+fn verified_chunks<U: TemporaryUploadStorage>(
+    uploads: Arc<U>,
+    id: FileId,
+    tree: Arc<MerkleTree>,
+) -> ChunkStream {
+    stream::iter(0..tree.leaf_count())
+        .then(move |index| {
+            let (uploads, tree) = (Arc::clone(&uploads), Arc::clone(&tree));
+            async move {
+                let chunk = uploads.received_chunk(&id, index).await?;
+                let leaf = leaf_hash(chunk.clone())
+                    .await
+                    .map_err(|e| StorageError::backend("file-rpc", e.details))?;
+                if tree.leaf_hash(index) == Some(&leaf) {
+                    Ok(chunk)
+                } else {
+                    Err(StorageError::InvalidRequest {
+                        reason: format!("chunk {index} of upload {id} changed while finishing"),
+                    })
+                }
+            }
+        })
+        .boxed()
 }
 
 /// A chunk's SHA-256 leaf hash; a large chunk's on a blocking thread, so the runtime's
