@@ -192,17 +192,19 @@ impl Inner {
         Ok(files.into_values().collect())
     }
 
-    /// Removes file `id`: renamed away in one step, then deleted, then unlisted. Blocking.
+    /// Removes file `id`: unlisted, then renamed away in one step, then deleted. Unlisting
+    /// first means a `put_file` of the same id racing this delete either finds the file (and
+    /// leaves it to go) or lists its own copy after, never a file without its marker. Blocking.
     fn delete_file(&self, id: &FileId) -> Result<(), StorageError> {
         let dir = self.layout.file_dir(id);
         // An unreadable meta only costs a stale marker, which listing skips.
         let metadata = read_meta(&dir, id).ok().flatten();
-        disk::discard(&self.layout, &dir, self.layout.files())?;
-        self.files().invalidate(id);
         if let Some(doc) = metadata.and_then(|m| m.document) {
             let marker = self.layout.document_dir(&doc).join(id.to_string());
             disk::remove_any(&marker)?;
         }
+        disk::discard(&self.layout, &dir, self.layout.files())?;
+        self.files().invalidate(id);
         Ok(())
     }
 }

@@ -64,6 +64,8 @@ impl Layout {
         ] {
             std::fs::create_dir_all(dir).map_err(io_error("create", dir))?;
         }
+        // The new directories' entries must survive a power loss before anything goes in.
+        disk::sync_dir(&layout.root)?;
         for entry in std::fs::read_dir(&layout.tmp).map_err(io_error("list", &layout.tmp))? {
             let path = entry.map_err(io_error("list", &layout.tmp))?.path();
             disk::remove_any(&path)?;
