@@ -397,3 +397,26 @@ async fn a_chunk_sent_again_and_again_is_refused_before_it_fills_the_disk() {
     // The session itself is intact: what it had still reads back.
     assert_eq!(store.received_chunk(&meta.id, 0).await.unwrap(), chunks[0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_upload_expires_by_its_directory_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let (meta, _) = file(10, 100, 2);
+    {
+        let store = LocalFileStorage::open(dir.path()).unwrap();
+        store.begin(meta.clone()).await.unwrap();
+    }
+    std::fs::write(upload_dir(dir.path(), &meta.id).join("meta"), b"garbage").unwrap();
+    let store = LocalFileStorage::open(dir.path()).unwrap();
+    assert_eq!(
+        store
+            .expire(std::time::SystemTime::UNIX_EPOCH)
+            .await
+            .unwrap(),
+        0,
+        "a damaged upload expired before its time"
+    );
+    let later = std::time::SystemTime::now() + Duration::from_secs(1);
+    assert_eq!(store.expire(later).await.unwrap(), 1);
+    assert!(!upload_dir(dir.path(), &meta.id).exists());
+}

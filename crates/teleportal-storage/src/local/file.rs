@@ -33,7 +33,16 @@ impl OpenFile {
     /// index does not list each chunk once in order, or it points past the end of `data`.
     fn load(layout: &Layout, id: &FileId) -> Result<Option<Self>, StorageError> {
         let dir = layout.file_dir(id);
-        let Some(metadata) = read_meta(&dir, id)? else {
+        match Self::load_from(&dir, id) {
+            // Deleted while being read (the directory is renamed away in one step): the
+            // file is simply gone, not damaged.
+            Err(_) if !disk::exists(&dir) => Ok(None),
+            result => result,
+        }
+    }
+
+    fn load_from(dir: &Path, id: &FileId) -> Result<Option<Self>, StorageError> {
+        let Some(metadata) = read_meta(dir, id)? else {
             return Ok(None);
         };
         let index =

@@ -154,10 +154,18 @@ impl TemporaryUploadStorage for LocalFileStorage {
                     None => match session::stored_start(&inner.layout, &id) {
                         Ok(Some(started_at)) => started_at,
                         Ok(None) => continue,
-                        Err(error) => {
-                            tracing::warn!(upload = %id, %error, "cannot read upload to expire it");
-                            continue;
-                        }
+                        // Damaged: its directory's last change stands in for its start, so
+                        // it goes in time instead of taking space for good.
+                        Err(error) => match entry.metadata().and_then(|m| m.modified()) {
+                            Ok(changed) => {
+                                tracing::warn!(upload = %id, %error, "expiring a damaged upload by its directory's age");
+                                changed
+                            }
+                            Err(_) => {
+                                tracing::warn!(upload = %id, %error, "cannot read upload to expire it");
+                                continue;
+                            }
+                        },
                     },
                 };
                 if started_at < before && inner.end_session(&id)? {
