@@ -1,0 +1,51 @@
+//! Awareness messages: updates and requests for the current states.
+
+use teleportal_core::{AwarenessMessage, Frame, Message, MessageId};
+
+use crate::Access;
+
+use super::reply::denied;
+use super::{Connection, ack, nack};
+
+impl Connection {
+    pub(super) async fn handle_awareness(
+        &mut self,
+        id: MessageId,
+        document: &str,
+        encrypted: bool,
+        awareness: AwarenessMessage,
+    ) -> Vec<Frame> {
+        if !self.allowed(document, Access::Read).await {
+            return denied(id, document);
+        }
+        let session = match self.registration.session(&self.client, document).await {
+            Ok(session) => session,
+            Err(error) => return vec![nack(id, error.chain())],
+        };
+        // Awareness may fix the mode, but only doc messages are checked against it (§19.10).
+        let _ = session.check_mode(encrypted);
+        match awareness {
+            AwarenessMessage::Update(update) => {
+                match session
+                    .apply_awareness(self.registration.peer.id, update, encrypted)
+                    .await
+                {
+                    Ok(()) => vec![ack(id)],
+                    Err(error) => vec![nack(id, error.chain())],
+                }
+            }
+            AwarenessMessage::Request => {
+                let mut replies = Vec::new();
+                if let Some(states) = session.awareness_snapshot() {
+                    replies.push(Frame::Message(Message::awareness(
+                        document,
+                        AwarenessMessage::Update(states),
+                    )));
+                }
+                replies.push(ack(id));
+                replies
+            }
+            _ => vec![nack(id, "unsupported awareness message")],
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Handling one message that is not in flight: pings, the size limit, dispatch by kind, RPC.
+
+use teleportal_core::{Body, Frame, Message, MessageId, RpcMessage};
+
+use crate::Access;
+use crate::rpc::dispatch::{PendingId, dispatch};
+
+use super::{Connection, HASH_ID_OFF_THREAD, nack, too_large};
+
+impl Connection {
+    pub(super) async fn handle(&mut self, frame: Frame) -> Vec<Frame> {
+        let message = match frame {
+            Frame::Ping => return vec![Frame::Pong],
+            Frame::Pong => return Vec::new(),
+            Frame::Message(message) => message,
+        };
+        if matches!(message.body, Body::Ack(_)) {
+            return Vec::new(); // Nobody acks an ack; the server tracks none of its own.
+        }
+        // Frames arrive decoded, so the id is that of the canonical encoding; the reference
+        // client's encoder is canonical, so it equals the id of the bytes it sent.
+        let bytes = message.to_bytes();
+        let max = self.registration.server.config().max_message_size;
+        if bytes.len() > max {
+            return vec![nack(MessageId::of(&bytes), too_large(bytes.len(), max))];
+        }
+        let Message {
+            document,
+            encrypted,
+            body,
+        } = message;
+        if let Body::Rpc(rpc) = body {
+            let id = PendingId::of(bytes, HASH_ID_OFF_THREAD);
+            return self.handle_rpc(id, &document, encrypted, rpc).await;
+        }
+        let id = MessageId::of(&bytes);
+        match body {
+            Body::Doc(doc) => self.handle_doc(id, &document, encrypted, doc).await,
+            Body::Awareness(awareness) => {
+                self.handle_awareness(id, &document, encrypted, awareness)
+                    .await
+            }
+            Body::Presence(presence) => self.handle_presence(id, &document, presence).await,
+            _ => vec![nack(id, "unsupported message type")],
+        }
+    }
+
+    pub(super) async fn allowed(&self, document: &str, access: Access) -> bool {
+        self.registration
+            .server
+            .allowed(&self.client, document, access)
+            .await
+    }
+
+    async fn handle_rpc(
+        &mut self,
+        id: PendingId,
+        document: &str,
+        encrypted: bool,
+        rpc: RpcMessage,
+    ) -> Vec<Frame> {
+        let server = self.registration.server.clone();
+        let answer = dispatch(&server, &self.client, id, document, encrypted, rpc).await;
+        *self
+            .streaming
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = answer.then;
+        answer.now
+    }
+}
