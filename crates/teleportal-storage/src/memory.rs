@@ -331,18 +331,7 @@ impl TemporaryUploadStorage for MemoryStorage {
     }
 
     async fn take(&self, id: &FileId) -> Result<(FileMetadata, Vec<Bytes>), StorageError> {
-        let mut state = self.state();
-        let upload = state
-            .uploads
-            .get(id)
-            .ok_or_else(|| not_found("upload", id))?;
-        if !progress(upload).is_complete() {
-            return Err(incomplete(id));
-        }
-        let upload = state
-            .uploads
-            .remove(id)
-            .ok_or_else(|| not_found("upload", id))?;
+        let upload = remove_complete(&mut self.state(), id)?;
         Ok((upload.metadata, upload.chunks.into_values().collect()))
     }
 
@@ -364,17 +353,7 @@ impl TemporaryUploadStorage for MemoryStorage {
 impl FinishUpload for MemoryStorage {
     async fn finish_upload(&self, id: &FileId) -> Result<FileMetadata, StorageError> {
         let mut state = self.state();
-        let upload = state
-            .uploads
-            .get(id)
-            .ok_or_else(|| not_found("upload", id))?;
-        if !progress(upload).is_complete() {
-            return Err(incomplete(id));
-        }
-        let upload = state
-            .uploads
-            .remove(id)
-            .ok_or_else(|| not_found("upload", id))?;
+        let upload = remove_complete(&mut state, id)?;
         let metadata = upload.metadata.clone();
         state
             .files
@@ -382,6 +361,21 @@ impl FinishUpload for MemoryStorage {
             .or_insert_with(|| (upload.metadata, upload.chunks.into_values().collect()));
         Ok(metadata)
     }
+}
+
+/// Removes and returns upload `id` if every chunk arrived; otherwise it stays.
+fn remove_complete(state: &mut State, id: &FileId) -> Result<Upload, StorageError> {
+    let upload = state
+        .uploads
+        .get(id)
+        .ok_or_else(|| not_found("upload", id))?;
+    if !progress(upload).is_complete() {
+        return Err(incomplete(id));
+    }
+    state
+        .uploads
+        .remove(id)
+        .ok_or_else(|| not_found("upload", id))
 }
 
 fn progress(upload: &Upload) -> UploadProgress {
