@@ -34,7 +34,9 @@ use teleportal::core::rpc::{
     FILE_DOWNLOAD, FILE_UPLOAD, FileDownloadRequest, FileDownloadResponse, FilePartStream,
     FileUploadRequest, FileUploadResponse,
 };
-use teleportal::core::{Body, Frame, Message, MessageId, RpcKind, RpcMessage, RpcPayload};
+use teleportal::core::{
+    Body, Frame, Message, MessageId, MessageIdHasher, RpcKind, RpcMessage, RpcPayload,
+};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -200,14 +202,11 @@ async fn run() -> Result<String, Error> {
     )
     .await?;
     let (mut tx, mut rx) = socket.split();
-    // A message's id (a byte-serial hash, ~1.3 ms per MiB) is only needed to match its ACK,
-    // so it is worked out on another thread while the message goes out.
-    let mut send = async |message: Message| -> Result<JoinHandle<MessageId>, Error> {
+    // Sends a message; returns its bytes, whose id (spec §9) names its ACK.
+    let mut send = async |message: Message| -> Result<Bytes, Error> {
         let bytes = message.to_bytes();
-        let hashed = bytes.clone();
-        let id = tokio::task::spawn_blocking(move || MessageId::of(&hashed));
-        tx.send(WsMessage::Binary(bytes)).await?;
-        Ok(id)
+        tx.send(WsMessage::Binary(bytes.clone())).await?;
+        Ok(bytes)
     };
     // The next message of interest: an ack or an rpc message (others, e.g. pings, skipped).
     let mut next = async || -> Result<Message, Error> {
@@ -263,11 +262,18 @@ async fn run() -> Result<String, Error> {
         }
     };
     // Ids of parts sent and not yet acknowledged, and (in sending order) those still hashing.
+    // A part's id is only needed to match its ACK, and it is a byte-serial hash (about a
+    // millisecond per MiB): parts are hashed two at a time on another thread, side by side
+    // (`MessageIdHasher::update_pair`), while the next ones go out.
     let mut unacked: Vec<MessageId> = Vec::new();
-    let mut hashing: VecDeque<JoinHandle<MessageId>> = VecDeque::new();
+    let mut hashing: VecDeque<JoinHandle<[MessageId; 2]>> = VecDeque::new();
+    let mut unpaired: Option<Bytes> = None;
     let mut pending = (0..count).filter(|i| !existing.contains(&u64::from(*i)));
     loop {
-        while unacked.len() + hashing.len() < args.in_flight {
+        let in_flight = |unacked: &Vec<MessageId>, hashing: &VecDeque<_>, unpaired: &Option<_>| {
+            unacked.len() + 2 * hashing.len() + usize::from(unpaired.is_some())
+        };
+        while in_flight(&unacked, &hashing, &unpaired) < args.in_flight {
             let Some(index) = pending.next() else { break };
             let part = FilePartStream {
                 file_id: id.clone(),
@@ -281,9 +287,17 @@ async fn run() -> Result<String, Error> {
             let kind = RpcKind::Stream {
                 original_request_id: id.clone(),
             };
-            hashing.push_back(send(rpc(&document, FILE_UPLOAD, kind, part.to_any())).await?);
+            let sent = send(rpc(&document, FILE_UPLOAD, kind, part.to_any())).await?;
+            match unpaired.take() {
+                None => unpaired = Some(sent),
+                Some(earlier) => hashing.push_back(tokio::task::spawn_blocking(move || {
+                    let (mut a, mut b) = (MessageIdHasher::new(), MessageIdHasher::new());
+                    a.update_pair(&earlier, &mut b, &sent);
+                    [a.finish(), b.finish()]
+                })),
+            }
         }
-        if unacked.is_empty() && hashing.is_empty() {
+        if in_flight(&unacked, &hashing, &unpaired) == 0 {
             break;
         }
         if let Body::Ack(ack) = next().await?.body {
@@ -291,8 +305,13 @@ async fn run() -> Result<String, Error> {
                 return Err(format!("chunk NACKed: {error}").into());
             }
             while !unacked.iter().any(|id| id.to_string() == ack.message_id) {
-                let Some(id) = hashing.pop_front() else { break };
-                unacked.push(id.await?);
+                if let Some(ids) = hashing.pop_front() {
+                    unacked.extend(ids.await?);
+                } else if let Some(last) = unpaired.take() {
+                    unacked.push(MessageId::of(&last));
+                } else {
+                    break;
+                }
             }
             unacked.retain(|id| id.to_string() != ack.message_id);
         }

@@ -69,6 +69,6 @@ pub use message::{
     AckMessage, AwarenessMessage, Body, DocMessage, Message, PresenceEntry, PresenceMessage,
     RpcKind, RpcMessage, RpcPayload, Update,
 };
-pub use message_id::MessageId;
+pub use message_id::{MessageId, MessageIdHasher};
 pub use pubsub::PubSubFrame;
 pub use y_protocols::YMessage;

@@ -75,6 +75,7 @@ mod connection;
 mod convert;
 mod dedup;
 mod error;
+mod id_hashing;
 mod peer;
 mod permission;
 pub mod rpc;

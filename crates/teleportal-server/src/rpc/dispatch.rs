@@ -69,31 +69,28 @@ impl Reply {
     }
 }
 
-/// A message's id (spec §9), or the task computing it: the id is a byte-serial hash, about
-/// 1.4 ms per MiB, so for a large file chunk it is worked out beside the chunk's handling.
+/// A message's id (spec §9), or the hashing of it: the id is a byte-serial hash, about a
+/// millisecond per MiB, so for a large file chunk it is worked out beside the chunk's handling
+/// (see `id_hashing`).
 pub(crate) enum PendingId {
     Ready(MessageId),
-    Hashing(tokio::task::JoinHandle<MessageId>, bytes::Bytes),
+    Hashing(tokio::sync::oneshot::Receiver<MessageId>, bytes::Bytes),
 }
 
 impl PendingId {
-    /// The id of `bytes`: hashed on a blocking thread when `bytes` is at least `large` long.
+    /// The id of `bytes`: hashed off this task when `bytes` is at least `large` long.
     pub(crate) fn of(bytes: bytes::Bytes, large: usize) -> Self {
         if bytes.len() < large {
             return PendingId::Ready(MessageId::of(&bytes));
         }
-        let input = bytes.clone();
-        PendingId::Hashing(
-            tokio::task::spawn_blocking(move || MessageId::of(&input)),
-            bytes,
-        )
+        PendingId::Hashing(crate::id_hashing::hash(bytes.clone()), bytes)
     }
 
     pub(crate) async fn get(self) -> MessageId {
         match self {
             PendingId::Ready(id) => id,
-            // The task only fails when the runtime shuts down: hash here instead.
-            PendingId::Hashing(task, bytes) => match task.await {
+            // The hashing only stops short when the runtime shuts down: hash here instead.
+            PendingId::Hashing(id, bytes) => match id.await {
                 Ok(id) => id,
                 Err(_) => MessageId::of(&bytes),
             },
