@@ -132,18 +132,34 @@ fn file_metadata(conn: &Connection, id: &FileId) -> Result<Option<FileMetadata>,
 }
 
 fn chunk(conn: &mut Connection, id: &FileId, index: u32) -> Result<Bytes, StorageError> {
-    // One snapshot for both lookups, so "no such chunk" is not a file deleted in between.
+    let select = "SELECT data FROM file_chunks WHERE file = ?1 AND idx = ?2";
+    let exists = |tx: &Connection| Ok(file_metadata(tx, id)?.is_some());
+    chunk_row(conn, select, id, index, exists)?
+        .ok_or_else(|| not_found("file", id))?
+        .ok_or_else(|| not_found("chunk", format!("{id}/{index}")))
+}
+
+/// One chunk by `select` (parameters: id, index), and whether its file or upload exists
+/// (`owner_exists`), from one snapshot, so "no such chunk" is never an owner deleted in
+/// between. `Ok(None)`: no owner; `Ok(Some(None))`: the owner lacks the chunk.
+pub(super) fn chunk_row(
+    conn: &mut Connection,
+    select: &str,
+    id: &FileId,
+    index: u32,
+    owner_exists: impl FnOnce(&Connection) -> Result<bool, StorageError>,
+) -> Result<Option<Option<Bytes>>, StorageError> {
     let tx = conn.transaction().map_err(sql)?;
     let data = tx
-        .prepare_cached("SELECT data FROM file_chunks WHERE file = ?1 AND idx = ?2")
+        .prepare_cached(select)
         .and_then(|mut s| {
             s.query_row((id.as_bytes(), index), |r| r.get::<_, Vec<u8>>(0))
                 .optional()
         })
         .map_err(sql)?;
     match data {
-        Some(data) => Ok(Bytes::from(data)),
-        None if file_metadata(&tx, id)?.is_none() => Err(not_found("file", id)),
-        None => Err(not_found("chunk", format!("{id}/{index}"))),
+        Some(data) => Ok(Some(Some(Bytes::from(data)))),
+        None if owner_exists(&tx)? => Ok(Some(None)),
+        None => Ok(None),
     }
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
-use super::file::{METADATA_COLUMNS, metadata_from_row, metadata_values};
+use super::file::{METADATA_COLUMNS, chunk_row, metadata_from_row, metadata_values};
 use super::{SqliteStorage, not_found, sql};
 use crate::{
     FileId, FileMetadata, FinishUpload, StorageError, TemporaryUploadStorage, UploadProgress,
@@ -67,19 +67,11 @@ impl TemporaryUploadStorage for SqliteStorage {
     async fn received_chunk(&self, id: &FileId, index: u32) -> Result<Bytes, StorageError> {
         let id = *id;
         self.read(move |conn| {
-            let tx = conn.transaction().map_err(sql)?;
-            let data = tx
-                .prepare_cached("SELECT data FROM upload_chunks WHERE upload = ?1 AND idx = ?2")
-                .and_then(|mut s| {
-                    s.query_row((id.as_bytes(), index), |r| r.get::<_, Vec<u8>>(0))
-                        .optional()
-                })
-                .map_err(sql)?;
-            match data {
-                Some(data) => Ok(Bytes::from(data)),
-                None if session(&tx, &id)?.is_none() => Err(not_found("upload", id)),
-                None => Err(not_found("upload chunk", format!("{id}/{index}"))),
-            }
+            let select = "SELECT data FROM upload_chunks WHERE upload = ?1 AND idx = ?2";
+            let exists = |tx: &Connection| Ok(session(tx, &id)?.is_some());
+            chunk_row(conn, select, &id, index, exists)?
+                .ok_or_else(|| not_found("upload", id))?
+                .ok_or_else(|| not_found("upload chunk", format!("{id}/{index}")))
         })
         .await
     }
