@@ -47,6 +47,12 @@ fn pool() -> &'static Mutex<Pool> {
     POOL.get_or_init(Mutex::default)
 }
 
+/// One worker per core at most; asked once (on Linux the answer reads cgroup files).
+fn max_workers() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| std::thread::available_parallelism().map_or(2, usize::from))
+}
+
 fn lock(pool: &Mutex<Pool>) -> std::sync::MutexGuard<'_, Pool> {
     // Every critical section leaves the counters and queue consistent.
     pool.lock().unwrap_or_else(PoisonError::into_inner)
@@ -60,7 +66,7 @@ pub(crate) fn hash(bytes: Bytes) -> oneshot::Receiver<MessageId> {
         let _ = done.send(MessageId::of(&bytes));
         return id;
     };
-    let max_workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let max_workers = max_workers();
     let start_worker = {
         let mut pool = lock(pool());
         pool.queue.push_back(Job {
