@@ -1,13 +1,9 @@
 //! The missed-update audit glue: checking storage for updates this node never saw, and
 //! resyncing clients when it finds some (or when pub/sub lagged).
 
-use teleportal_core::y_protocols::SyncMessage;
-use teleportal_core::{Frame, YMessage};
-
 use crate::ServerError;
 use crate::audit::Audit;
 use crate::convert::UpdateForms;
-use crate::peer::Broadcast;
 
 use super::Session;
 
@@ -57,13 +53,6 @@ impl Session {
         if forms.empty {
             return;
         }
-        let message = self.update_message(&forms);
-        self.broadcast(
-            None,
-            Broadcast {
-                frame: Some(Frame::Message(message)),
-                y: Some(YMessage::Sync(SyncMessage::Update(forms.v1))),
-            },
-        );
+        self.broadcast_update(forms);
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use teleportal_core::y_protocols::{AwarenessUpdate, SyncMessage};
+use teleportal_core::y_protocols::AwarenessUpdate;
 use teleportal_core::{
     AwarenessMessage, Body, ContentEnvelope, DocMessage, Frame, Message, PresenceMessage, YMessage,
 };
@@ -44,14 +44,7 @@ impl Session {
                 match forms {
                     Some(forms) if !forms.empty => {
                         self.seen.record();
-                        let message = self.update_message(&forms);
-                        self.broadcast(
-                            None,
-                            Broadcast {
-                                frame: Some(Frame::Message(message)),
-                                y: Some(YMessage::Sync(SyncMessage::Update(forms.v1))),
-                            },
-                        );
+                        self.broadcast_update(forms);
                     }
                     Some(_) => {}
                     None => {

@@ -104,6 +104,19 @@ impl Session {
         self.publish(&self.update_message(forms)).await;
     }
 
+    /// Sends an update that came from elsewhere (another node, or storage after a missed
+    /// one) to every local client, in both protocols.
+    pub(super) fn broadcast_update(&self, forms: UpdateForms) {
+        let message = self.update_message(&forms);
+        self.broadcast(
+            None,
+            Broadcast {
+                frame: Some(Frame::Message(message)),
+                y: Some(YMessage::Sync(SyncMessage::Update(forms.v1))),
+            },
+        );
+    }
+
     pub(super) fn update_message(&self, forms: &UpdateForms) -> Message {
         Message::doc(
             self.document.as_ref(),
