@@ -2,9 +2,6 @@
 
 use teleportal_core::{AwarenessMessage, Frame, Message, MessageId};
 
-use crate::Access;
-
-use super::reply::denied;
 use super::{Connection, ack, nack};
 
 impl Connection {
@@ -15,12 +12,9 @@ impl Connection {
         encrypted: bool,
         awareness: AwarenessMessage,
     ) -> Vec<Frame> {
-        if !self.allowed(document, Access::Read).await {
-            return denied(id, document);
-        }
-        let session = match self.registration.session(&self.client, document).await {
+        let session = match self.readable_session(id, document).await {
             Ok(session) => session,
-            Err(error) => return vec![nack(id, error.chain())],
+            Err(replies) => return replies,
         };
         // Awareness may fix the mode, but only doc messages are checked against it (§19.10).
         let _ = session.check_mode(encrypted);

@@ -5,6 +5,11 @@ use teleportal_core::{Body, Frame, Message, MessageId, RpcMessage};
 use crate::Access;
 use crate::rpc::dispatch::{PendingId, dispatch};
 
+use std::sync::Arc;
+
+use crate::session::Session;
+
+use super::reply::denied;
 use super::{Connection, HASH_ID_OFF_THREAD, nack, too_large};
 
 impl Connection {
@@ -50,6 +55,22 @@ impl Connection {
             .server
             .allowed(&self.client, document, access)
             .await
+    }
+
+    /// The document's session for a message that only reads it (awareness, presence), or
+    /// the replies refusing it: the denial, or a NACK when the session cannot open.
+    pub(super) async fn readable_session(
+        &mut self,
+        id: MessageId,
+        document: &str,
+    ) -> Result<Arc<Session>, Vec<Frame>> {
+        if !self.allowed(document, Access::Read).await {
+            return Err(denied(id, document));
+        }
+        self.registration
+            .session(&self.client, document)
+            .await
+            .map_err(|error| vec![nack(id, error.chain())])
     }
 
     async fn handle_rpc(

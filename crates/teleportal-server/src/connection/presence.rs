@@ -2,9 +2,6 @@
 
 use teleportal_core::{Frame, Message, MessageId, PresenceEntry, PresenceMessage};
 
-use crate::Access;
-
-use super::reply::denied;
 use super::{Connection, ack, nack};
 
 impl Connection {
@@ -14,12 +11,9 @@ impl Connection {
         document: &str,
         presence: PresenceMessage,
     ) -> Vec<Frame> {
-        if !self.allowed(document, Access::Read).await {
-            return denied(id, document);
-        }
-        let session = match self.registration.session(&self.client, document).await {
+        let session = match self.readable_session(id, document).await {
             Ok(session) => session,
-            Err(error) => return vec![nack(id, error.chain())],
+            Err(replies) => return replies,
         };
         let conn = self.registration.peer.id;
         match presence {
