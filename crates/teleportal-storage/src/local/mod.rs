@@ -165,6 +165,16 @@ impl LocalFileStorage {
     /// # Cancel safety
     /// Once started, the checkpoint runs to its end even if this future is dropped.
     pub async fn sync_upload(&self, id: &FileId) -> Result<(), StorageError> {
+        self.checkpoint_upload(id, false).await
+    }
+
+    /// Checkpoints upload `id` under its checkpoint lock, first checking that every chunk
+    /// arrived when `complete` is set.
+    pub(super) async fn checkpoint_upload(
+        &self,
+        id: &FileId,
+        complete: bool,
+    ) -> Result<(), StorageError> {
         let session = self
             .session(id)
             .await?
@@ -172,6 +182,9 @@ impl LocalFileStorage {
         let guard = session.checkpoint_lock().lock_owned().await;
         blocking(move || {
             let _guard = guard;
+            if complete {
+                session.complete_extents()?;
+            }
             session.checkpoint()
         })
         .await

@@ -188,17 +188,7 @@ impl FinishUpload for LocalFileStorage {
     /// # Cancel safety
     /// Once the rename has begun it completes even if this future is dropped.
     async fn finish_upload(&self, id: &FileId) -> Result<FileMetadata, StorageError> {
-        let session = self
-            .session(id)
-            .await?
-            .ok_or_else(|| not_found("upload", id))?;
-        let guard = session.checkpoint_lock().lock_owned().await;
-        blocking(move || {
-            let _guard = guard;
-            session.complete_extents()?;
-            session.checkpoint()
-        })
-        .await?;
+        self.checkpoint_upload(id, true).await?;
 
         let guard = Arc::clone(&self.inner.structure).lock_owned().await;
         let inner = Arc::clone(&self.inner);
