@@ -88,7 +88,8 @@ impl MetadataValues {
     }
 }
 
-// `put_file_stream` is the default (collect, then `put_file`): this store stores a file in one transaction; uploads finish in place (`FinishUpload`).
+// `put_file_stream` is the default (collect, then `put_file`): this store stores a file in one
+// transaction; uploads finish in place (`FinishUpload`).
 #[async_trait]
 impl FileStorage for PostgresStorage {
     /// Stores the metadata and every chunk in one transaction: a reader sees all or nothing.

@@ -173,7 +173,8 @@ impl DocumentStorage for MemoryStorage {
     }
 }
 
-// `put_file_stream` is the default (collect, then `put_file`): this store holds files whole anyway.
+// `put_file_stream` is the default (collect, then `put_file`): this store holds files whole
+// anyway.
 #[async_trait]
 impl FileStorage for MemoryStorage {
     async fn put_file(

@@ -274,7 +274,8 @@ impl LocalFileStorage {
     }
 }
 
-// `put_file_stream` is the default (collect, then `put_file`): this store finishes its own uploads in place (`FinishUpload`).
+// `put_file_stream` is the default (collect, then `put_file`): this store finishes its own
+// uploads in place (`FinishUpload`).
 #[async_trait]
 impl FileStorage for LocalFileStorage {
     /// Writes the file in `tmp`, syncs it, lists it under its document and renames it into

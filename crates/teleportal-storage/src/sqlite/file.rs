@@ -45,7 +45,8 @@ pub(super) fn metadata_values(metadata: &FileMetadata) -> Vec<Value> {
     ]
 }
 
-// `put_file_stream` is the default (collect, then `put_file`): this store stores a file in one transaction; uploads finish in place (`FinishUpload`).
+// `put_file_stream` is the default (collect, then `put_file`): this store stores a file in one
+// transaction; uploads finish in place (`FinishUpload`).
 #[async_trait]
 impl FileStorage for SqliteStorage {
     /// Stores the metadata and every chunk in one transaction: a reader sees all or nothing.
