@@ -58,6 +58,7 @@ pub mod milestone;
 pub mod pubsub;
 pub mod rpc;
 pub mod sidecar;
+pub mod yjs;
 pub mod storage_format;
 pub mod y_protocols;
 
