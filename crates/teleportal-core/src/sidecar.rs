@@ -25,6 +25,16 @@ use crate::lib0::{
 /// The only sidecar plaintext version.
 pub const SIDECAR_VERSION: u64 = 0;
 
+/// How many entries without data one sidecar plaintext may hold.
+///
+/// The reference encoder gives every entry at least one data byte, but its decoder accepts
+/// entries without any, so [`SidecarPlaintext::decode`] does too. An entry with data is paid
+/// for by its bytes in the input; entries without data cost nothing there (a run-length stream
+/// of a few bytes can declare 2^53 of them), so their number is capped instead. The cap counts
+/// decoded entries, not input bytes, so a sidecar that decodes also decodes from its own
+/// (possibly shorter) re-encoding.
+pub const MAX_EMPTY_SIDECAR_ENTRIES: u64 = 4096;
+
 /// A decrypted sidecar: the tokenised names and the stripped content of each item.
 ///
 /// ```
@@ -74,14 +84,16 @@ impl SidecarPlaintext {
     /// Decodes a sidecar plaintext; entry data are slices of `bytes`.
     ///
     /// Like the reference, this ignores bytes after the last group, bytes left in a run-length
-    /// stream and data bytes beyond the entries' lengths; re-encoding gives the canonical form.
-    /// A group may not declare more entries than bytes remain in the input (every content
-    /// encoding takes at least one byte), which bounds what hostile input can allocate.
+    /// stream and data bytes beyond the entries' lengths, and accepts entries without data;
+    /// re-encoding gives the canonical form. A group may not declare more entries than bytes
+    /// remain in the input plus the entries without data still allowed
+    /// ([`MAX_EMPTY_SIDECAR_ENTRIES`]), which bounds what hostile input can allocate.
     ///
     /// # Errors
     /// A version other than 0, a malformed or missing field, a run-length stream that ends
     /// before the group's entries do, entry data lengths that add up to more than the group's
-    /// data, an entry with no data, or a clock or content ref out of range.
+    /// data, more than [`MAX_EMPTY_SIDECAR_ENTRIES`] entries without data, or a clock or
+    /// content ref out of range.
     pub fn decode(bytes: Bytes) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         let version = r.read_var_uint("sidecar version")?;
@@ -98,8 +110,9 @@ impl SidecarPlaintext {
             dictionary.push((token, name));
         }
         let mut entries = Vec::new();
+        let mut empty_allowed = MAX_EMPTY_SIDECAR_ENTRIES;
         for _ in 0..r.read_var_uint("sidecar group count")? {
-            read_group(&mut r, &mut entries)?;
+            read_group(&mut r, &mut entries, &mut empty_allowed)?;
         }
         Ok(Self {
             dictionary,
@@ -134,10 +147,18 @@ impl SidecarPlaintext {
     }
 }
 
-fn read_group(r: &mut Reader, entries: &mut Vec<SidecarEntry>) -> Result<(), DecodeError> {
+/// Reads one group; `empty_allowed` is how many more entries without data the sidecar may
+/// hold.
+fn read_group(
+    r: &mut Reader,
+    entries: &mut Vec<SidecarEntry>,
+    empty_allowed: &mut u64,
+) -> Result<(), DecodeError> {
     let client_id = r.read_var_uint("sidecar client id")?;
     let count = r.read_var_uint("sidecar entry count")?;
-    if count > r.remaining() as u64 {
+    // Each entry with data takes at least one of the remaining bytes (in any encoding of the
+    // same entries, the canonical one included); the others are counted against the cap.
+    if count > (r.remaining() as u64).saturating_add(*empty_allowed) {
         return Err(DecodeError::LengthExceedsInput {
             field: "sidecar entry count",
             declared: count,
@@ -168,14 +189,15 @@ fn read_group(r: &mut Reader, entries: &mut Vec<SidecarEntry>) -> Result<(), Dec
         })?;
         let item_length = item_lengths.read()?;
         let data_length = data_lengths.read()?;
-        // Every content encoding takes at least one byte, and the entry-count bound above
-        // relies on it. Empty entry data used to be accepted, so padding after the last group
-        // let a group of n empty entries pass the bound; the canonical re-encoding drops the
-        // padding and was then rejected by this very decoder (decode → encode → decode failed).
+        // An entry without data is valid (the reference decodes it), but is not paid for by
+        // input bytes: it counts against the cap, which is what keeps a run of zero data
+        // lengths from declaring 2^53 entries.
         if data_length == 0 {
-            return Err(DecodeError::OutOfRange {
-                field: "sidecar entry data length",
-            });
+            *empty_allowed = empty_allowed
+                .checked_sub(1)
+                .ok_or(DecodeError::OutOfRange {
+                    field: "sidecar count of entries without data",
+                })?;
         }
         let data_length =
             usize::try_from(data_length).map_err(|_| DecodeError::LengthExceedsInput {
@@ -477,6 +499,102 @@ mod tests {
         Bytes::from(hex::decode(MIXED).unwrap())
     }
 
+    // Hand-built vectors, encoded by the reference's `encodeSidecar` (teleportal
+    // `content-cipher.ts`, over lib0 0.2) and decoded back by its `decodeSidecar` to the
+    // entries the tests below expect.
+
+    /// Client 3 types "xyz" one character at a time: consecutive clocks (`00 02 00`: a first
+    /// difference of 0, then a run of two differences of 1), and runs in the content ref
+    /// (`44 01`: 4 three times), item length and data length columns; then one entry of client
+    /// 8 without data.
+    const RUNS_BESIDE_EMPTY: &str =
+        "0000020303030003000244010241010242010601780179017a0801010a01070101010000";
+
+    /// Four one-character strings of client 5 at clocks 10..=13 (clocks `14 03 01`), two entries
+    /// of client 9 without data (data lengths `40 00`: a run of zeros, led by negative zero),
+    /// then client 5 again in a group of its own, with a tokenised root name.
+    const RUNS: &str = "000120366336326536656333623765373939316164373238633531366664303639373807636f6e74656e74030504031403010244020241020242020801610162016301640902020002024700024100024000000501011c0104010301040403656667";
+
+    fn entry_fields(sidecar: &SidecarPlaintext) -> Vec<(u64, u64, u8, u64, &[u8])> {
+        sidecar
+            .entries
+            .iter()
+            .map(|e| {
+                let data: &[u8] = &e.data;
+                (e.client_id, e.clock, e.content_ref, e.item_length, data)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn runs_beside_an_entry_without_data_round_trip_byte_exact() {
+        let bytes = Bytes::from(hex::decode(RUNS_BESIDE_EMPTY).unwrap());
+        let decoded = SidecarPlaintext::decode(bytes.clone()).unwrap();
+        assert_eq!(
+            entry_fields(&decoded),
+            [
+                (3, 0, 4, 1, &b"\x01x"[..]),
+                (3, 1, 4, 1, b"\x01y"),
+                (3, 2, 4, 1, b"\x01z"),
+                (8, 5, 7, 1, b""),
+            ]
+        );
+        assert_eq!(decoded.to_bytes(), bytes);
+    }
+
+    #[test]
+    fn runs_in_every_column_round_trip_byte_exact() {
+        let bytes = Bytes::from(hex::decode(RUNS).unwrap());
+        let decoded = SidecarPlaintext::decode(bytes.clone()).unwrap();
+        assert_eq!(
+            decoded.dictionary,
+            [(
+                "6c62e6ec3b7e7991ad728c516fd06978".to_owned(),
+                "content".to_owned()
+            )]
+        );
+        assert_eq!(
+            entry_fields(&decoded),
+            [
+                (5, 10, 4, 1, &b"\x01a"[..]),
+                (5, 11, 4, 1, b"\x01b"),
+                (5, 12, 4, 1, b"\x01c"),
+                (5, 13, 4, 1, b"\x01d"),
+                (9, 0, 7, 1, b""),
+                (9, 1, 7, 1, b""),
+                (5, 14, 4, 3, b"\x03efg"),
+            ]
+        );
+        assert_eq!(decoded.to_bytes(), bytes);
+    }
+
+    /// One group of client 7 with `n` entries without data, all in runs.
+    fn empty_entries(n: u64) -> Bytes {
+        SidecarPlaintext {
+            dictionary: vec![],
+            entries: (0..n)
+                .map(|clock| SidecarEntry {
+                    client_id: 7,
+                    clock,
+                    content_ref: 7,
+                    item_length: 1,
+                    data: Bytes::new(),
+                })
+                .collect(),
+        }
+        .to_bytes()
+    }
+
+    #[test]
+    fn entries_without_data_are_capped() {
+        let at_cap = empty_entries(MAX_EMPTY_SIDECAR_ENTRIES);
+        assert!(at_cap.len() < 32, "runs keep it small: {at_cap:?}");
+        let decoded = SidecarPlaintext::decode(at_cap.clone()).unwrap();
+        assert_eq!(decoded.entries.len() as u64, MAX_EMPTY_SIDECAR_ENTRIES);
+        assert_eq!(decoded.to_bytes(), at_cap);
+        assert!(SidecarPlaintext::decode(empty_entries(MAX_EMPTY_SIDECAR_ENTRIES + 1)).is_err());
+    }
+
     fn uint_rle(values: &[u64]) -> Vec<u8> {
         let mut enc = UintOptRleEncoder::new();
         values.iter().for_each(|v| enc.write(*v));
@@ -644,16 +762,6 @@ mod tests {
             dictionary in proptest::collection::vec(("[a-f0-9]{0,4}", ".{0,4}"), 0..3),
             entries in proptest::collection::vec(entry(), 0..12),
         ) {
-            // Every content encoding takes at least one byte; the decoder relies on it.
-            let entries: Vec<_> = entries
-                .into_iter()
-                .map(|mut e| {
-                    if e.data.is_empty() {
-                        e.data = Bytes::from_static(&[0]);
-                    }
-                    e
-                })
-                .collect();
             let sidecar = SidecarPlaintext { dictionary, entries };
             prop_assert_eq!(SidecarPlaintext::decode(sidecar.to_bytes())?, sidecar);
         }
