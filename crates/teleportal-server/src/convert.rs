@@ -1,13 +1,12 @@
 //! Converting updates between the forms the engine meets: Yjs V1 (storage by default,
 //! y-websocket clients) and Yjs V2 inside a content envelope (Teleportal clients).
 //!
-//! Conversion decodes the update's structs with yrs (through `UpdateEncoding::decode`, which
-//! turns a yrs panic on crafted input into an error) and re-encodes them; no document is built.
+//! Conversion reads the update's structs with [`teleportal_core::yjs`] and writes them in the
+//! other encoding with their content bytes unchanged; no document is built.
 
 use bytes::Bytes;
 use teleportal_core::ContentEnvelope;
 use teleportal_storage::{BoxError, UpdateEncoding};
-use yrs::updates::encoder::Encode;
 
 /// One update in both encodings, so every kind of client gets it without converting again.
 #[derive(Debug, Clone)]
@@ -25,14 +24,11 @@ pub(crate) fn stored_to_envelope(
     bytes: Bytes,
 ) -> Result<Bytes, BoxError> {
     let forms = match encoding {
-        UpdateEncoding::V2 => {
-            let empty = UpdateEncoding::V2.decode(&bytes)?.is_empty();
-            UpdateForms {
-                v1: Bytes::new(), // not needed for an envelope
-                v2: bytes,
-                empty,
-            }
-        }
+        UpdateEncoding::V2 => UpdateForms {
+            empty: UpdateEncoding::V2.is_empty(&bytes)?,
+            v1: Bytes::new(), // not needed for an envelope
+            v2: bytes,
+        },
         _ => UpdateForms::from_v1(bytes)?,
     };
     Ok(forms.envelope())
@@ -40,29 +36,24 @@ pub(crate) fn stored_to_envelope(
 
 /// An update in the store's encoding as V1 (what y-websocket clients take); no work for V1.
 pub(crate) fn stored_to_v1(encoding: UpdateEncoding, bytes: Bytes) -> Result<Bytes, BoxError> {
-    match encoding {
-        UpdateEncoding::V2 => Ok(Bytes::from(UpdateEncoding::V2.decode(&bytes)?.encode_v1())),
-        _ => Ok(bytes),
-    }
+    encoding.convert(bytes, UpdateEncoding::V1)
 }
 
 impl UpdateForms {
     /// From a Yjs V2 update (a Teleportal envelope's structure update).
     pub(crate) fn from_v2(v2: Bytes) -> Result<Self, BoxError> {
-        let update = UpdateEncoding::V2.decode(&v2)?;
         Ok(UpdateForms {
-            v1: Bytes::from(update.encode_v1()),
-            empty: update.is_empty(),
+            v1: UpdateEncoding::V2.convert(v2.clone(), UpdateEncoding::V1)?,
+            empty: UpdateEncoding::V2.is_empty(&v2)?,
             v2,
         })
     }
 
     /// From a Yjs V1 update (y-websocket, or storage).
     pub(crate) fn from_v1(v1: Bytes) -> Result<Self, BoxError> {
-        let update = UpdateEncoding::V1.decode(&v1)?;
         Ok(UpdateForms {
-            v2: Bytes::from(update.encode_v2()),
-            empty: update.is_empty(),
+            v2: UpdateEncoding::V1.convert(v1.clone(), UpdateEncoding::V2)?,
+            empty: UpdateEncoding::V1.is_empty(&v1)?,
             v1,
         })
     }
@@ -136,11 +127,7 @@ mod tests {
     fn empty_stored_update_becomes_the_empty_envelope() {
         let envelope = stored_to_envelope(UpdateEncoding::V1, UpdateEncoding::V1.empty_update());
         assert_eq!(envelope.unwrap().as_ref(), &[1, 0, 0, 0]);
-        // yrs's empty V2 update (`UpdateEncoding::V2.empty_update()` does not decode in yrs 0.28).
-        let envelope = stored_to_envelope(
-            UpdateEncoding::V2,
-            Bytes::from_static(yrs::Update::EMPTY_V2),
-        );
+        let envelope = stored_to_envelope(UpdateEncoding::V2, UpdateEncoding::V2.empty_update());
         assert_eq!(envelope.unwrap().as_ref(), &[1, 0, 0, 0]);
     }
 

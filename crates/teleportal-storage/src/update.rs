@@ -1,18 +1,22 @@
 //! Operations on encoded Yjs updates, without ever building a document.
 //!
-//! yrs merges, diffs and reads state vectors straight from encoded updates (`yrs::alt`). One
-//! merge over a long history grows superlinearly (on a 2-core machine: ~3 ms for 1k small
-//! updates, ~300 ms for 10k), so [`UpdateEncoding::merge`] merges in bounded batches and then
-//! merges the batch results, which gives the same document in a fraction of the time.
+//! Everything goes through [`teleportal_core::yjs`], which reads an update's structs with
+//! their content as slices of the input: what a client wrote is what is stored and what every
+//! other client reads, byte for byte. Stored merges are compactions
+//! ([`teleportal_core::yjs::compact_updates_v1`]): yjs's own merge keeps every typed character
+//! as its own struct, a compaction joins them as a document would.
 
 use bytes::Bytes;
-use yrs::updates::decoder::Decode;
-use yrs::updates::encoder::Encode;
+use teleportal_core::yjs;
 
 use crate::error::BoxError;
 
-/// How many updates one `merge_updates` call takes; results are merged the same way.
+/// How many updates one merge call takes; results are merged the same way. Keeps each
+/// merge's working set (one reader per update) small.
 pub const MERGE_BATCH: usize = 500;
+
+/// yjs's encoding of an empty document in V2 (`Y.encodeStateAsUpdateV2(new Y.Doc())`).
+const EMPTY_V2: &[u8] = &[0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
 
 /// The Yjs update encoding a store holds. Every update of one store uses the same encoding.
 ///
@@ -22,6 +26,7 @@ pub const MERGE_BATCH: usize = 500;
 /// let empty = UpdateEncoding::V1.empty_update();
 /// let merged = UpdateEncoding::V1.merge(&[empty.clone(), empty])?;
 /// assert_eq!(UpdateEncoding::V1.state_vector(&merged)?.as_ref(), &[0]);
+/// assert!(UpdateEncoding::V1.is_empty(&merged)?);
 /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -35,41 +40,60 @@ pub enum UpdateEncoding {
 }
 
 impl UpdateEncoding {
-    /// The update of an empty document.
+    /// The update of an empty document, as yjs encodes it.
     pub fn empty_update(self) -> Bytes {
         match self {
-            UpdateEncoding::V1 => Bytes::from_static(yrs::Update::EMPTY_V1),
-            UpdateEncoding::V2 => Bytes::from_static(yrs::Update::EMPTY_V2),
+            UpdateEncoding::V1 => Bytes::from_static(&[0, 0]),
+            UpdateEncoding::V2 => Bytes::from_static(EMPTY_V2),
         }
     }
 
-    /// Checks that `update` decodes as an update in this encoding.
+    /// Checks that `update` is a whole update in this encoding that yjs clients can load:
+    /// every struct and the delete set read, no value nested deeper than
+    /// [`yjs::MAX_NESTING`] levels.
     ///
     /// # Errors
-    /// What yrs reports for bytes that are not an update.
+    /// A [`yjs::UpdateError`] saying what is wrong.
     pub fn validate(self, update: &[u8]) -> Result<(), BoxError> {
-        self.decode(update).map(drop)
+        self.state_vector(update).map(drop)
     }
 
-    /// Decodes an update's structs (no document is built), for callers that re-encode it in
-    /// another encoding. The one place bytes from the network become a `yrs::Update`: a panic
-    /// in yrs on crafted input is reported as an error.
+    /// Whether `update` carries nothing: no structs and no deletions.
     ///
     /// # Errors
-    /// What yrs reports for bytes that are not an update in this encoding.
-    pub fn decode(self, update: &[u8]) -> Result<yrs::Update, BoxError> {
-        guarded(|| match self {
-            UpdateEncoding::V1 => yrs::Update::decode_v1(update),
-            UpdateEncoding::V2 => yrs::Update::decode_v2(update),
+    /// A [`yjs::UpdateError`] for bytes that are not an update.
+    pub fn is_empty(self, update: &[u8]) -> Result<bool, BoxError> {
+        Ok(match self {
+            UpdateEncoding::V1 => yjs::is_empty_update_v1(update)?,
+            UpdateEncoding::V2 => yjs::is_empty_update_v2(update)?,
         })
     }
 
-    /// Merges updates into one, in batches of at most [`MERGE_BATCH`].
+    /// `update` in the encoding `to` (the same bytes if it is already in it).
+    ///
+    /// # Errors
+    /// A [`yjs::UpdateError`] for bytes that are not an update.
+    pub fn convert(self, update: Bytes, to: UpdateEncoding) -> Result<Bytes, BoxError> {
+        Ok(match (self, to) {
+            (UpdateEncoding::V1, UpdateEncoding::V2) => {
+                Bytes::from(yjs::convert_update_v1_to_v2(&update)?)
+            }
+            (UpdateEncoding::V2, UpdateEncoding::V1) => {
+                Bytes::from(yjs::convert_update_v2_to_v1(&update)?)
+            }
+            _ => {
+                self.validate(&update)?;
+                update
+            }
+        })
+    }
+
+    /// Merges updates into one compacted update, in batches of at most [`MERGE_BATCH`].
     ///
     /// An empty list gives the empty update; a single update comes back unchanged.
     ///
     /// # Errors
-    /// What yrs reports for an update it cannot decode.
+    /// A [`yjs::UpdateError`] for an update that cannot be read.
     pub fn merge(self, updates: &[Bytes]) -> Result<Bytes, BoxError> {
         match updates {
             [] => return Ok(self.empty_update()),
@@ -94,53 +118,36 @@ impl UpdateEncoding {
         if let [one] = batch {
             return Ok(one.clone());
         }
-        let refs = batch.iter().map(Bytes::as_ref);
-        let merged = guarded(|| match self {
-            UpdateEncoding::V1 => yrs::merge_updates_v1(refs),
-            UpdateEncoding::V2 => yrs::merge_updates_v2(refs),
-        })?;
+        let refs: Vec<&[u8]> = batch.iter().map(Bytes::as_ref).collect();
+        let merged = match self {
+            UpdateEncoding::V1 => yjs::compact_updates_v1(&refs)?,
+            UpdateEncoding::V2 => yjs::compact_updates_v2(&refs)?,
+        };
         Ok(Bytes::from(merged))
     }
 
     /// The state vector (V1 encoding, as on the wire) of what `update` contains.
     ///
     /// # Errors
-    /// What yrs reports for bytes that are not an update.
+    /// A [`yjs::UpdateError`] for bytes that are not an update.
     pub fn state_vector(self, update: &[u8]) -> Result<Bytes, BoxError> {
-        // yrs encodes a V2 update's state vector in V2 too; the wire (and Yjs) always uses V1.
-        let sv = guarded(|| match self {
-            UpdateEncoding::V1 => yrs::encode_state_vector_from_update_v1(update),
-            UpdateEncoding::V2 => {
-                yrs::Update::decode_v2(update).map(|u| u.state_vector().encode_v1())
-            }
-        })?;
+        let sv = match self {
+            UpdateEncoding::V1 => yjs::encode_state_vector_from_update_v1(update)?,
+            UpdateEncoding::V2 => yjs::encode_state_vector_from_update_v2(update)?,
+        };
         Ok(Bytes::from(sv))
     }
 
     /// What `update` holds that a peer with `state_vector` (V1 encoding) lacks.
     ///
     /// # Errors
-    /// What yrs reports for an update or state vector it cannot decode.
+    /// A [`yjs::UpdateError`] for an update or state vector that cannot be read.
     pub fn diff(self, update: &[u8], state_vector: &[u8]) -> Result<Bytes, BoxError> {
-        let diff = guarded(|| match self {
-            UpdateEncoding::V1 => yrs::diff_updates_v1(update, state_vector),
-            UpdateEncoding::V2 => yrs::StateVector::decode_v1(state_vector)
-                .and_then(|sv| yrs::diff_updates_v2(update, &sv.encode_v2())),
-        })?;
+        let diff = match self {
+            UpdateEncoding::V1 => yjs::diff_update_v1(update, state_vector)?,
+            UpdateEncoding::V2 => yjs::diff_update_v2(update, state_vector)?,
+        };
         Ok(Bytes::from(diff))
-    }
-}
-
-/// Runs a yrs operation on bytes that may come from the network. yrs reports most bad input
-/// as errors, but a panic on some crafted update must not take a server task down with it:
-/// it becomes an error like any other bad input.
-fn guarded<T, E>(op: impl FnOnce() -> Result<T, E>) -> Result<T, BoxError>
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(op)) {
-        Ok(result) => result.map_err(Into::into),
-        Err(_) => Err("yrs panicked on this update".into()),
     }
 }
 
@@ -149,11 +156,7 @@ mod tests {
     use super::*;
 
     fn history() -> Vec<Bytes> {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/vectors/yjs-history-1k.bin"
-        );
-        let data = std::fs::read(path).expect("shared history fixture beside the repository");
+        let data = include_bytes!("../fixtures/yjs-history-1k.bin");
         let mut out = Vec::new();
         let mut rest = &data[..];
         while rest.len() >= 4 {
@@ -171,7 +174,8 @@ mod tests {
             updates.len() > MERGE_BATCH,
             "the history spans several batches"
         );
-        let once = UpdateEncoding::V1.merge_once(&updates).unwrap();
+        let refs: Vec<&[u8]> = updates.iter().map(Bytes::as_ref).collect();
+        let once = Bytes::from(yjs::compact_updates_v1(&refs).unwrap());
         let batched = UpdateEncoding::V1.merge(&updates).unwrap();
         let sv = |u: &Bytes| UpdateEncoding::V1.state_vector(u).unwrap();
         assert_eq!(sv(&once), sv(&batched));
@@ -194,16 +198,6 @@ mod tests {
     }
 
     #[test]
-    fn a_panic_inside_yrs_becomes_an_error() {
-        let result: Result<(), BoxError> =
-            guarded(|| -> Result<(), std::fmt::Error> { panic!("simulated yrs bug") });
-        assert_eq!(
-            result.unwrap_err().to_string(),
-            "yrs panicked on this update"
-        );
-    }
-
-    #[test]
     fn empty_updates_are_valid_in_both_encodings() {
         for encoding in [UpdateEncoding::V1, UpdateEncoding::V2] {
             let empty = encoding.empty_update();
@@ -218,7 +212,11 @@ mod tests {
     fn v2_state_vectors_and_diffs_use_v1_state_vectors() {
         let v1 = history();
         let merged_v1 = UpdateEncoding::V1.merge(&v1).unwrap();
-        let as_v2 = |u: &[u8]| Bytes::from(yrs::Update::decode_v1(u).unwrap().encode_v2());
+        let as_v2 = |u: &Bytes| {
+            UpdateEncoding::V1
+                .convert(u.clone(), UpdateEncoding::V2)
+                .unwrap()
+        };
         let merged_v2 = as_v2(&merged_v1);
         let sv = UpdateEncoding::V1.state_vector(&merged_v1).unwrap();
         assert_eq!(UpdateEncoding::V2.state_vector(&merged_v2).unwrap(), sv);
@@ -230,6 +228,44 @@ mod tests {
         assert_eq!(
             UpdateEncoding::V1.state_vector(&diff_v1).unwrap(),
             UpdateEncoding::V2.state_vector(&diff_v2).unwrap()
+        );
+    }
+
+    /// A V1 update setting root map "m" key "k" to one `Any` value.
+    fn map_update(any: &[u8]) -> Bytes {
+        let mut u = vec![1, 1, 9, 0, 0x28, 1, 1, b'm', 1, b'k', 1];
+        u.extend_from_slice(any);
+        u.push(0);
+        Bytes::from(u)
+    }
+
+    #[test]
+    fn stored_values_keep_their_bytes() {
+        // {"n": 174, "by": 2}: yrs stored this with its keys in another order.
+        let any = [118, 2, 1, b'n', 125, 0x80 | 46, 2, 2, b'b', b'y', 125, 2];
+        let mut updates = history();
+        updates.push(map_update(&any));
+        for encoding in [UpdateEncoding::V1, UpdateEncoding::V2] {
+            let updates: Vec<Bytes> = updates
+                .iter()
+                .map(|u| UpdateEncoding::V1.convert(u.clone(), encoding).unwrap())
+                .collect();
+            let merged = encoding.merge(&updates).unwrap();
+            assert!(merged.windows(any.len()).any(|w| w == any), "{encoding:?}");
+        }
+    }
+
+    #[test]
+    fn values_nested_too_deep_are_refused() {
+        let mut any = [117u8, 1].repeat(8_000);
+        any.push(126);
+        let deep = map_update(&any);
+        let err = UpdateEncoding::V1.validate(&deep).unwrap_err();
+        assert!(err.to_string().contains("deeper than 512"), "{err}");
+        assert!(
+            UpdateEncoding::V1
+                .merge(&[deep.clone(), history()[0].clone()])
+                .is_err()
         );
     }
 }
