@@ -10,6 +10,7 @@ use teleportal_core::y_protocols::{AuthMessage, AwarenessUpdate, SyncMessage};
 use crate::connection::{ENCRYPTION_MISMATCH, permission_denied_reason, too_large};
 use crate::convert::UpdateForms;
 use crate::peer::{SEND_BATCH, Stop, drain_batch, send, send_batch};
+use crate::permission::v1_update_access;
 use crate::server::Registration;
 use crate::session::Session;
 use crate::{Access, ClientContext, CloseReason, Server, ServerError};
@@ -22,10 +23,11 @@ use crate::{Access, ClientContext, CloseReason, Server, ServerError};
 /// stores, relays and publishes sync-step-2 and update messages (V1, converted to V2 for
 /// Teleportal clients), relaying before or after the durable append as
 /// [`ServerConfig::relay`](crate::ServerConfig::relay) says. y-protocols has no
-/// acknowledgements: a denied read closes the
-/// connection after a permission-denied auth message; a denied write is dropped with a
-/// permission-denied auth message; an update that is not valid Yjs is logged and dropped (as
-/// yjs does); a storage failure closes the connection, so the client resyncs on reconnect.
+/// acknowledgements: a denied read closes the connection after a permission-denied auth
+/// message; a denied write is dropped with a permission-denied auth message (an empty update
+/// writes nothing and needs only read access); an update that is not valid Yjs is logged and
+/// dropped (as yjs does); a storage failure closes the connection, so the client resyncs on
+/// reconnect.
 ///
 /// # Errors
 /// [`ServerError::Transport`] when `incoming` yields an error, [`ServerError::Send`] when
@@ -167,7 +169,9 @@ impl YConnection {
                 Ok(Some(YMessage::Sync(SyncMessage::Step2(diff))))
             }
             YMessage::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) => {
-                if !self.allowed(Access::Write).await {
+                // An empty update writes nothing (a read-only client answers sync-step-1 with
+                // one): it needs only read access and is dropped below, unstored.
+                if !self.allowed(v1_update_access(&update)).await {
                     return Ok(Some(self.denied()));
                 }
                 let forms = match UpdateForms::from_v1(update) {

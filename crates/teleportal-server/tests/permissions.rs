@@ -99,3 +99,46 @@ async fn reader_may_sync() {
     let id = reader.send(sync_step_1("notes", Bytes::from_static(&[0])));
     assert!(reader.until_ack(id).await.0.is_positive());
 }
+
+#[tokio::test]
+async fn reader_with_nothing_to_add_completes_the_sync_without_a_denial() {
+    let server = server();
+    let mut writer = Client::connect(&server, "writer");
+    let id = writer.send(update_message("notes", Replica::new(1).type_text("kept")));
+    assert!(writer.until_ack(id).await.0.is_positive());
+
+    // The whole sync of a viewer: its sync-step-2 carries the empty update yrs encodes, as a
+    // yjs client's does when it holds nothing the server lacks.
+    let mut reader = Client::connect(&server, "reader");
+    let replica = Replica::new(2);
+    sync(&mut reader, &replica, "notes").await;
+    assert_eq!(replica.text(), "kept");
+    assert_eq!(stored_text(&server, "notes").await, "kept");
+}
+
+#[tokio::test]
+async fn empty_updates_from_a_reader_are_acked_silently_and_store_nothing() {
+    let server = server();
+    let mut reader = Client::connect(&server, "reader");
+    // What yjs's `encodeStateAsUpdateV2` gives for an empty diff, and the empty envelope.
+    let empty_v2 = Bytes::from_static(&[0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    let empty_envelope = ContentEnvelope::default().to_bytes();
+    for data in [ContentEnvelope::plain(empty_v2).to_bytes(), empty_envelope] {
+        let update = Update { version: 2, data };
+        let id = reader.send(Message::doc("notes", DocMessage::SyncStep2(update.clone())));
+        let (ack, before) = reader.until_ack(id).await;
+        assert!(ack.is_positive(), "{ack:?}");
+        assert_eq!(before, vec![Message::doc("notes", DocMessage::SyncDone)]);
+
+        let id = reader.send(Message::doc("notes", DocMessage::Update(update)));
+        let (ack, before) = reader.until_ack(id).await;
+        assert!(ack.is_positive(), "{ack:?}");
+        assert!(before.is_empty(), "no auth-message: {before:?}");
+    }
+    let state = server
+        .store()
+        .read(&teleportal_storage::DocumentId::from("notes"))
+        .await
+        .unwrap();
+    assert_eq!(&state.update[..], [0, 0], "nothing stored");
+}

@@ -174,6 +174,39 @@ async fn y_websocket_denied_write_is_dropped_with_permission_denied() {
 }
 
 #[tokio::test]
+async fn y_websocket_reader_answers_sync_step_1_with_an_empty_update_unrefused() {
+    let server = memory_server().with_permissions(ReadOnly);
+    let mut y = YClient::connect(&server, "doc");
+    assert!(matches!(
+        y.recv().await,
+        YMessage::Sync(SyncMessage::Step1(_))
+    ));
+    // What a y-websocket client with nothing new answers the server's sync-step-1 with:
+    // `Y.encodeStateAsUpdate(doc, serverStateVector)`, the empty V1 update.
+    y.send(YMessage::Sync(SyncMessage::Step2(Bytes::from_static(&[
+        0, 0,
+    ]))));
+    y.send(YMessage::Sync(SyncMessage::Update(Bytes::from_static(&[
+        0, 0,
+    ]))));
+    // The next reply answers the client's own sync-step-1: no denial came before it.
+    y.send(YMessage::Sync(SyncMessage::Step1(Bytes::from_static(&[0]))));
+    assert!(
+        matches!(y.recv().await, YMessage::Sync(SyncMessage::Step2(_))),
+        "the empty updates were refused"
+    );
+    // A real write is still refused.
+    y.send(YMessage::Sync(SyncMessage::Step2(
+        Replica::new(2).type_text_v1("no"),
+    )));
+    assert!(matches!(
+        y.recv().await,
+        YMessage::Auth(AuthMessage::PermissionDenied { .. })
+    ));
+    assert_eq!(stored_text(&server, "doc").await, "");
+}
+
+#[tokio::test]
 async fn teleportal_update_reaches_y_websocket_client_without_envelope() {
     let server = memory_server();
     let mut y = YClient::connect(&server, "doc");

@@ -8,6 +8,7 @@ use teleportal_core::{
 };
 
 use crate::convert::UpdateForms;
+use crate::permission::envelope_update_access;
 use crate::session::Session;
 use crate::{Access, ServerError};
 
@@ -89,7 +90,11 @@ impl Connection {
     ) -> Result<Arc<Session>, Vec<Frame>> {
         let access = match doc {
             DocMessage::SyncStep1 { .. } | DocMessage::SyncDone => Access::Read,
-            DocMessage::SyncStep2(_) | DocMessage::Update(_) => Access::Write,
+            // An empty one writes nothing: a read-only client's sync-step-2 is accepted
+            // silently (and stores nothing) instead of showing it a denial.
+            DocMessage::SyncStep2(update) | DocMessage::Update(update) => {
+                envelope_update_access(&update.data)
+            }
             // Only servers send auth-messages; the reference's permission check rejects them.
             _ => return Err(vec![nack(id, "auth-messages are sent by the server only")]),
         };
