@@ -41,7 +41,7 @@ impl AwarenessStates {
 
     fn apply_at(&mut self, update: &AwarenessUpdate, owner: Option<u64>, now: Instant) {
         for entry in &update.entries {
-            let removal = entry.state == "null";
+            let removal = is_null(&entry.state);
             let current = self.states.get(&entry.client_id).map(|s| s.clock);
             let newer = current.is_none_or(|clock| clock < entry.clock);
             let removes_present = current == Some(entry.clock) && removal;
@@ -119,6 +119,14 @@ impl AwarenessStates {
     }
 }
 
+/// Whether a state (JSON text; the decoder checked that it is JSON) is `null`, which removes
+/// its client. yjs compares `JSON.parse(state)` with `null`, and JSON allows whitespace around
+/// a value, so `" null\n"` removes as `"null"` does; kept as a state, it would be handed to
+/// every newcomer.
+fn is_null(state: &str) -> bool {
+    state.trim_matches([' ', '\t', '\n', '\r']) == "null"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +147,20 @@ mod tests {
         states.apply(&update(1, 2, r#"{"a":2}"#), Some(9));
         states.apply(&update(1, 1, r#"{"a":1}"#), Some(9));
         assert_eq!(states.snapshot(), Some(update(1, 2, r#"{"a":2}"#)));
+    }
+
+    #[test]
+    fn null_state_removes_the_client_however_the_json_is_spaced() {
+        let mut states = AwarenessStates::default();
+        for (client_id, null) in [(1, "null"), (2, " null"), (3, "\tnull\r\n")] {
+            states.apply(&update(client_id, 1, r#"{"a":1}"#), Some(9));
+            states.apply(&update(client_id, 2, null), Some(9));
+        }
+        assert_eq!(states.snapshot(), None);
+        assert_eq!(states.remove_owner(9), None, "nothing left to remove");
+        // A string that merely contains null is a state like any other.
+        states.apply(&update(4, 1, r#""null""#), Some(9));
+        assert_eq!(states.snapshot(), Some(update(4, 1, r#""null""#)));
     }
 
     #[test]

@@ -162,3 +162,38 @@ async fn encrypted_awareness_is_relayed_unread() {
     assert!(a.until_ack(id).await.0.is_positive());
     assert_eq!(b.recv_message().await, update);
 }
+
+#[tokio::test]
+async fn null_state_removes_the_client_from_what_late_joiners_get() {
+    let server = memory_server();
+    let mut a = Client::connect(&server, "a");
+    // JSON `null`, however spaced (yjs reads the state with `JSON.parse`), means the client
+    // went away; client 3 stays.
+    for (client_id, null) in [(1, "null"), (2, " null\n")] {
+        let id = a.send(awareness_message(awareness(
+            client_id,
+            1,
+            r#"{"user":"a"}"#,
+        )));
+        assert!(a.until_ack(id).await.0.is_positive());
+        let id = a.send(awareness_message(awareness(client_id, 2, null)));
+        assert!(a.until_ack(id).await.0.is_positive());
+    }
+    let id = a.send(awareness_message(awareness(3, 1, r#"{"user":"c"}"#)));
+    a.until_ack(id).await;
+
+    let mut late = Client::connect(&server, "late");
+    let id = late.send(Message::awareness("notes", AwarenessMessage::Request));
+    let (_, before) = late.until_ack(id).await;
+    let states: Vec<AwarenessUpdate> = before
+        .into_iter()
+        .filter_map(|m| match m.body {
+            Body::Awareness(AwarenessMessage::Update(u)) => AwarenessUpdate::decode(u).ok(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [AwarenessUpdate::decode(awareness(3, 1, r#"{"user":"c"}"#)).unwrap()]
+    );
+}

@@ -139,6 +139,37 @@ async fn y_websocket_and_teleportal_clients_converge_and_share_awareness() {
     assert_eq!(removal, awareness(2, 2, "null"));
 }
 
+#[tokio::test]
+async fn y_websocket_null_state_removes_the_client_from_what_late_joiners_get() {
+    let server = memory_server();
+    let mut y = YClient::connect(&server, "doc");
+    assert!(matches!(
+        y.recv().await,
+        YMessage::Sync(SyncMessage::Step1(_))
+    ));
+    // `awareness.setLocalState(null)`: the next clock and JSON `null`, however spaced.
+    for (client_id, null) in [(1, "null"), (2, "null ")] {
+        y.send(YMessage::Awareness(awareness(
+            client_id,
+            1,
+            r#"{"who":"y"}"#,
+        )));
+        y.send(YMessage::Awareness(awareness(client_id, 2, null)));
+    }
+    let kept = awareness(3, 1, r#"{"who":"z"}"#);
+    y.send(YMessage::Awareness(kept.clone()));
+    // Answered after the updates before it are applied.
+    y.send(YMessage::QueryAwareness);
+    assert_eq!(y.recv().await, YMessage::Awareness(kept.clone()));
+
+    let mut late = YClient::connect(&server, "doc");
+    assert!(matches!(
+        late.recv().await,
+        YMessage::Sync(SyncMessage::Step1(_))
+    ));
+    assert_eq!(late.recv().await, YMessage::Awareness(kept));
+}
+
 struct ReadOnly;
 
 #[async_trait::async_trait]
