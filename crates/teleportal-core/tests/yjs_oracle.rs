@@ -64,6 +64,57 @@ fn update_functions_match_yjs_on_a_long_run() {
     );
 }
 
+/// Merges of many updates take another path (a heap instead of V8's sort): on the recorded
+/// sessions, hundreds to thousands of updates at once, they give yjs's bytes too.
+#[test]
+fn merges_of_recorded_sessions_match_yjs() {
+    if !yjs_available() {
+        return;
+    }
+    let mut yjs = Yjs::spawn();
+    for (name, bytes) in [
+        ("1k", &include_bytes!("../fixtures/yjs-history-1k.bin")[..]),
+        (
+            "10k",
+            &include_bytes!("../fixtures/yjs-history-10k.bin")[..],
+        ),
+    ] {
+        let mut updates = Vec::new();
+        let mut rest = bytes;
+        while rest.len() >= 4 {
+            let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+            updates.push(rest[4..4 + len].to_vec());
+            rest = &rest[4 + len..];
+        }
+        for size in [64, 500, updates.len()] {
+            for chunk in updates.chunks(size).take(3) {
+                let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+                let hexes: Vec<Value> = chunk.iter().map(|u| Value::from(hex::encode(u))).collect();
+                let expected = yjs.call(Func::MergeV1, &[Value::Array(hexes)]);
+                let ours = yjs::merge_updates_v1(&refs).map(Out::Bytes).ok();
+                assert!(
+                    ours == expected,
+                    "{name}: merging {} updates differs from yjs",
+                    chunk.len()
+                );
+                let v2: Vec<Vec<u8>> = chunk
+                    .iter()
+                    .map(|u| yjs::convert_update_v1_to_v2(u).unwrap())
+                    .collect();
+                let refs: Vec<&[u8]> = v2.iter().map(Vec::as_slice).collect();
+                let hexes: Vec<Value> = v2.iter().map(|u| Value::from(hex::encode(u))).collect();
+                let expected = yjs.call(Func::MergeV2, &[Value::Array(hexes)]);
+                let ours = yjs::merge_updates_v2(&refs).map(Out::Bytes).ok();
+                assert!(
+                    ours == expected,
+                    "{name}: merging {} V2 updates differs from yjs",
+                    chunk.len()
+                );
+            }
+        }
+    }
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
     Some(

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use super::UpdateError;
-use super::cursor::{Cursor, MAX_SAFE_INTEGER, write_var_int, write_var_uint};
+use super::cursor::Cursor;
 use super::value::{self, MAX_NESTING};
 
 /// The next `Any` value in yjs's form: borrowed when it already is.
@@ -28,11 +28,11 @@ pub(crate) fn read<'a>(cur: &mut Cursor<'a>) -> Result<Cow<'a, [u8]>, UpdateErro
 }
 
 /// Skips one value; `Ok(true)` if yjs would write it back byte for byte.
-pub(crate) fn scan(cur: &mut Cursor<'_>) -> Result<bool, UpdateError> {
+pub(crate) fn scan<'a>(cur: &mut Cursor<'a>) -> Result<bool, UpdateError> {
     let mut canonical = true;
-    // Values still to read in each open array or object (objects count key-value pairs, and
-    // remember their keys while they are small enough to be worth checking).
-    let mut open: Vec<Frame> = Vec::new();
+    // Values still to read in each open array or object (objects count key-value pairs and
+    // remember their keys, to find a repeated one).
+    let mut open: Vec<Frame<'a>> = Vec::new();
     loop {
         // Read a key if the innermost open container is an object.
         if let Some(frame) = open.last_mut() {
@@ -47,9 +47,7 @@ pub(crate) fn scan(cur: &mut Cursor<'_>) -> Result<bool, UpdateError> {
             if let Some(keys) = &mut frame.keys {
                 let key = cur.read_var_str("any object key")?;
                 if canonical
-                    && (key == "__proto__"
-                        || value::is_array_index_utf8(key)
-                        || !keys.insert(key.to_owned()))
+                    && (key == "__proto__" || value::is_array_index_utf8(key) || !keys.insert(key))
                 {
                     canonical = false;
                 }
@@ -61,27 +59,24 @@ pub(crate) fn scan(cur: &mut Cursor<'_>) -> Result<bool, UpdateError> {
             125 => {
                 let start = cur.position();
                 let v = cur.read_var_int("any integer")?;
-                if canonical {
-                    let mut again = Vec::new();
-                    write_var_int(&mut again, v.negative, v.magnitude);
-                    canonical = v.magnitude <= i32::MAX as u64 && again == cur.since(start);
-                }
+                canonical &= v.magnitude <= i32::MAX as u64 && minimal(cur.since(start));
             }
             124 => {
                 let b = cur.read_bytes(4, "any float32")?;
                 let f = f64::from(f32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-                if f.is_nan() || (f.fract() == 0.0 && f.abs() <= f64::from(i32::MAX)) {
-                    canonical = false;
-                }
+                canonical &= !f.is_nan() && !small_integer(f);
             }
             123 => {
                 let b = cur.read_bytes(8, "any float64")?;
-                let f = f64::from_be_bytes(b.try_into().expect("8 bytes"));
-                let mut again = Vec::new();
-                value::write_any_number(&mut again, f);
-                if again[1..] != *b || again[0] != 123 {
-                    canonical = false;
-                }
+                let bits = u64::from_be_bytes(b.try_into().expect("8 bytes"));
+                let f = f64::from_bits(bits);
+                #[allow(clippy::cast_possible_truncation)] // the point: is it exact as f32?
+                let fits_f32 = !f.is_nan() && f64::from(f as f32) == f;
+                canonical &= if f.is_nan() {
+                    bits == value::NAN_BITS
+                } else {
+                    !small_integer(f) && !fits_f32
+                };
             }
             122 => {
                 cur.read_bytes(8, "any bigint")?;
@@ -89,7 +84,7 @@ pub(crate) fn scan(cur: &mut Cursor<'_>) -> Result<bool, UpdateError> {
             119 | 116 => {
                 let start = cur.position();
                 let len = cur.read_var_uint("any length")?;
-                canonical &= minimal_uint(len, cur.since(start));
+                canonical &= minimal(cur.since(start));
                 let bytes = cur.read_bytes(len, "any string")?;
                 if tag == 119 && std::str::from_utf8(bytes).is_err() {
                     return Err(UpdateError::InvalidUtf8("any string"));
@@ -101,8 +96,8 @@ pub(crate) fn scan(cur: &mut Cursor<'_>) -> Result<bool, UpdateError> {
                 }
                 let start = cur.position();
                 let len = cur.read_var_uint("any length")?;
-                canonical &= minimal_uint(len, cur.since(start));
-                let keys = (tag == 118).then(HashSet::new);
+                canonical &= minimal(cur.since(start));
+                let keys = (tag == 118).then(Keys::default);
                 open.push(Frame { left: len, keys });
                 continue;
             }
@@ -114,16 +109,44 @@ pub(crate) fn scan(cur: &mut Cursor<'_>) -> Result<bool, UpdateError> {
     }
 }
 
-struct Frame {
-    left: u64,
-    keys: Option<HashSet<String>>,
+/// Whether `writeAny` would write this number as an integer.
+fn small_integer(f: f64) -> bool {
+    f.fract() == 0.0 && f.abs() <= f64::from(i32::MAX)
 }
 
-fn minimal_uint(v: u64, bytes: &[u8]) -> bool {
-    debug_assert!(v <= MAX_SAFE_INTEGER);
-    let mut again = Vec::with_capacity(8);
-    write_var_uint(&mut again, v);
-    again == bytes
+/// Whether a var-int or var-uint is in its shortest form: its last byte is not a redundant
+/// zero.
+fn minimal(bytes: &[u8]) -> bool {
+    bytes.len() == 1 || bytes.last() != Some(&0)
+}
+
+struct Frame<'a> {
+    left: u64,
+    keys: Option<Keys<'a>>,
+}
+
+/// An object's keys so far: a list while it is short, a set beyond.
+#[derive(Default)]
+struct Keys<'a> {
+    few: Vec<&'a str>,
+    many: Option<HashSet<&'a str>>,
+}
+
+impl<'a> Keys<'a> {
+    /// Adds `key`; false if it was there already.
+    fn insert(&mut self, key: &'a str) -> bool {
+        if let Some(many) = &mut self.many {
+            return many.insert(key);
+        }
+        if self.few.contains(&key) {
+            return false;
+        }
+        self.few.push(key);
+        if self.few.len() > 16 {
+            self.many = Some(self.few.drain(..).collect());
+        }
+        true
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! `parseUpdateMeta`, `convertUpdateFormat`), written to give the bytes yjs gives, and
 //! [`compact`], which also joins items yjs would join once it had them in a document.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 use super::coder::{Decoder, Encoder};
 use super::cursor::{Cursor, write_var_uint};
@@ -242,10 +243,77 @@ fn v8_sort(a: &mut [usize], mut cmp: impl FnMut(usize, usize) -> std::cmp::Order
     }
 }
 
+/// A reader in the heap: its [`merge_key`], when it last moved (reversed) and its index.
+type HeapEntry = (Reverse<u64>, u64, Reverse<u64>, usize);
+
+/// The readers that still have a struct, in the order yjs's merge takes them: it sorts them
+/// again each round, after only the front one has moved.
+enum Queue {
+    /// Few readers: V8's sort, comparison for comparison.
+    Exact(Vec<usize>),
+    /// Many: a heap by [`merge_key`]; among equal keys the reader that moved last comes
+    /// first, as in a stable sort of a list whose front moved.
+    Heap {
+        heap: BinaryHeap<Reverse<HeapEntry>>,
+        moves: u64,
+    },
+}
+
+impl Queue {
+    fn new<'a, D: Decoder<'a>>(readers: &[StructReader<'a, D>]) -> Self {
+        let mut order: Vec<usize> = (0..readers.len())
+            .filter(|&i| readers[i].curr.is_some())
+            .collect();
+        if order.len() < V8_MIN_MERGE {
+            v8_sort(&mut order, |a, b| {
+                yjs_compare(cur(readers, a), cur(readers, b))
+            });
+            return Queue::Exact(order);
+        }
+        let n = readers.len() as u64;
+        let heap = order
+            .iter()
+            .map(|&i| {
+                let (client, clock) = merge_key(cur(readers, i));
+                // Earlier updates first among equals: as if they had moved more recently.
+                Reverse((client, clock, Reverse(n - i as u64), i))
+            })
+            .collect();
+        Queue::Heap { heap, moves: n + 1 }
+    }
+
+    fn front(&self) -> Option<usize> {
+        match self {
+            Queue::Exact(order) => order.first().copied(),
+            Queue::Heap { heap, .. } => heap.peek().map(|Reverse(entry)| entry.3),
+        }
+    }
+
+    /// The front reader moved on: put it where yjs's sort puts it.
+    fn moved_front<'a, D: Decoder<'a>>(&mut self, readers: &[StructReader<'a, D>]) {
+        match self {
+            Queue::Exact(order) => {
+                order.retain(|&i| readers[i].curr.is_some());
+                v8_sort(order, |a, b| yjs_compare(cur(readers, a), cur(readers, b)));
+            }
+            Queue::Heap { heap, moves } => {
+                let Some(Reverse((_, _, _, front))) = heap.pop() else {
+                    return;
+                };
+                if let Some(s) = &readers[front].curr {
+                    let (client, clock) = merge_key(s);
+                    *moves += 1;
+                    heap.push(Reverse((client, clock, Reverse(*moves), front)));
+                }
+            }
+        }
+    }
+}
+
 /// The order yjs's merge keeps its readers in: higher clients first, then lower clocks.
-fn merge_key(s: &Struct<'_>) -> (std::cmp::Reverse<u64>, u64) {
+fn merge_key(s: &Struct<'_>) -> (Reverse<u64>, u64) {
     let id = s.id();
-    (std::cmp::Reverse(id.client), id.clock)
+    (Reverse(id.client), id.clock)
 }
 
 fn open<'a, D: Decoder<'a>>(
@@ -269,17 +337,7 @@ pub(crate) fn merge<'a, D: Decoder<'a>, E: Encoder>(
         .iter()
         .map(|u| open::<D>(u, true))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut order: Vec<usize> = (0..readers.len())
-        .filter(|&i| readers[i].curr.is_some())
-        .collect();
-    let exact_sort = order.len() < V8_MIN_MERGE;
-    if exact_sort {
-        v8_sort(&mut order, |a, b| {
-            yjs_compare(cur(&readers, a), cur(&readers, b))
-        });
-    } else {
-        order.sort_by_key(|&i| merge_key(cur(&readers, i)));
-    }
+    let mut queue = Queue::new(&readers);
     let writer = StructWriter::<E>::new();
     let mut sink = if compact {
         Sink::Compact(Joiner {
@@ -292,24 +350,11 @@ pub(crate) fn merge<'a, D: Decoder<'a>, E: Encoder>(
     let mut curr_write: Option<Struct<'a>> = None;
     let mut first_round = true;
     loop {
-        // Only the front reader moved since the last round: put it back in its place (before
-        // equal ones, as a stable sort of the whole list would).
-        if !first_round && exact_sort {
-            order.retain(|&i| readers[i].curr.is_some());
-            v8_sort(&mut order, |a, b| {
-                yjs_compare(cur(&readers, a), cur(&readers, b))
-            });
-        } else if !first_round && !order.is_empty() {
-            let front = order.remove(0);
-            if let Some(s) = &readers[front].curr {
-                let key = merge_key(s);
-                let at = order
-                    .partition_point(|&i| merge_key(readers[i].curr.as_ref().expect("kept")) < key);
-                order.insert(at, front);
-            }
+        if !first_round {
+            queue.moved_front(&readers);
         }
         first_round = false;
-        let Some(&di) = order.first() else { break };
+        let Some(di) = queue.front() else { break };
         let first_client = readers[di].curr.as_ref().expect("kept").id().client;
 
         if let Some(cw) = &mut curr_write {

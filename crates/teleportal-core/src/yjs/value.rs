@@ -225,7 +225,7 @@ pub(crate) fn write_any(out: &mut Vec<u8>, value: &JsValue) {
 }
 
 /// The canonical quiet NaN JavaScript engines write.
-const NAN_BITS: u64 = 0x7ff8_0000_0000_0000;
+pub(crate) const NAN_BITS: u64 = 0x7ff8_0000_0000_0000;
 
 /// A number as `writeAny` tags it: an integer var-int up to 2^31 − 1, else float32 if that is
 /// exact, else float64.
