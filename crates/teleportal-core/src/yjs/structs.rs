@@ -142,6 +142,8 @@ pub(crate) struct StructReader<'a, D: Decoder<'a>> {
     structs_left: u64,
     client: u64,
     clock: u64,
+    /// The client of the previous run.
+    last_client: Option<u64>,
     /// Structs read so far and how many we allow (see [`max_structs`]).
     read: u64,
     limit: u64,
@@ -170,6 +172,7 @@ impl<'a, D: Decoder<'a>> StructReader<'a, D> {
             structs_left: 0,
             client: 0,
             clock: 0,
+            last_client: None,
             read: 0,
             limit: max_structs(input_len),
             filter_skips,
@@ -198,7 +201,17 @@ impl<'a, D: Decoder<'a>> StructReader<'a, D> {
             }
             self.clients_left -= 1;
             self.structs_left = self.decoder.rest().read_var_uint("number of structs")?;
-            self.client = self.decoder.read_client()?;
+            let client = self.decoder.read_client()?;
+            // yjs (and yrs) list each client once, highest first, and yjs's merge and
+            // conversion rely on it: a client listed again would move to other clocks, one
+            // listed out of order would be dropped. Such an update is refused.
+            if self.last_client.is_some_and(|last| client >= last) {
+                return Err(UpdateError::Unsupported(
+                    "clients listed twice or not from the highest id down",
+                ));
+            }
+            self.last_client = Some(client);
+            self.client = client;
             self.clock = self.decoder.rest().read_var_uint("clock")?;
         }
         self.structs_left -= 1;
