@@ -32,7 +32,8 @@
 //! in one value may go [`MAX_NESTING`] levels deep (yjs's JavaScript decoder overflows its
 //! stack a few thousand levels down and then loads the document empty, so such an update
 //! must never be stored); an update may hold at most about 16 structs per byte (V2 can
-//! declare billions of structs in a few bytes).
+//! declare billions of structs in a few bytes); it must list each client once, highest id
+//! first, as yjs and yrs write them (yjs's merge drops structs listed otherwise).
 //!
 //! # Merging and compacting
 //! yjs's `mergeUpdates` keeps every item it is given as its own struct, even a run of
