@@ -58,9 +58,9 @@ pub mod milestone;
 pub mod pubsub;
 pub mod rpc;
 pub mod sidecar;
-pub mod yjs;
 pub mod storage_format;
 pub mod y_protocols;
+pub mod yjs;
 
 pub use any::Any;
 pub use envelope::{Compaction, ContentEnvelope, SidecarRange};
