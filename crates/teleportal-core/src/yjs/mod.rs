@@ -199,28 +199,24 @@ pub fn parse_update_meta_v2(update: &[u8]) -> Result<UpdateMeta, UpdateError> {
 }
 
 /// Whether a V1 update carries nothing: no structs and no deletions (`[0, 0]` and its
-/// equivalents). A client that may not write can still send one, as a sync reply.
+/// equivalents). A client that may not write can still send one, as a sync reply. Reads only
+/// as far as it must: an update with a struct is not empty, whatever follows.
 pub fn is_empty_update_v1(update: &[u8]) -> Result<bool, UpdateError> {
-    let meta = parse_update_meta_v1(update)?;
-    Ok(meta.from.is_empty() && !has_deletions::<DecoderV1>(update)?)
+    is_empty::<DecoderV1>(update)
 }
 
 /// [`is_empty_update_v1`] for V2.
 pub fn is_empty_update_v2(update: &[u8]) -> Result<bool, UpdateError> {
-    let meta = parse_update_meta_v2(update)?;
-    Ok(meta.from.is_empty() && !has_deletions::<DecoderV2>(update)?)
+    is_empty::<DecoderV2>(update)
 }
 
-fn has_deletions<'a, D: coder::Decoder<'a>>(update: &'a [u8]) -> Result<bool, UpdateError> {
+fn is_empty<'a, D: coder::Decoder<'a>>(update: &'a [u8]) -> Result<bool, UpdateError> {
     let mut reader = structs::StructReader::new(D::open(update)?, update.len(), false)?;
-    while reader.curr.is_some() {
-        reader.advance()?;
+    if reader.curr.is_some() {
+        return Ok(false);
     }
     let ds = delete_set::DeleteSet::read(&mut reader.decoder)?;
-    Ok(ds
-        .clients
-        .iter()
-        .any(|(_, ranges)| ranges.iter().any(|r| r.len > 0)))
+    Ok(!ds.clients.iter().any(|(_, ranges)| ranges.iter().any(|r| r.len > 0)))
 }
 
 #[cfg(test)]
