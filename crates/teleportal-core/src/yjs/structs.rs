@@ -144,6 +144,8 @@ pub(crate) struct StructReader<'a, D: Decoder<'a>> {
     clock: u64,
     /// The client of the previous run.
     last_client: Option<u64>,
+    /// The clock the current run starts at.
+    run_start: u64,
     /// Structs read so far and how many we allow (see [`max_structs`]).
     read: u64,
     limit: u64,
@@ -173,6 +175,7 @@ impl<'a, D: Decoder<'a>> StructReader<'a, D> {
             client: 0,
             clock: 0,
             last_client: None,
+            run_start: 0,
             read: 0,
             limit: max_structs(input_len),
             filter_skips,
@@ -213,6 +216,7 @@ impl<'a, D: Decoder<'a>> StructReader<'a, D> {
             self.last_client = Some(client);
             self.client = client;
             self.clock = self.decoder.rest().read_var_uint("clock")?;
+            self.run_start = self.clock;
         }
         self.structs_left -= 1;
         self.read += 1;
@@ -225,7 +229,15 @@ impl<'a, D: Decoder<'a>> StructReader<'a, D> {
         };
         let d = &mut self.decoder;
         let info = d.read_info()?;
+        let first_of_run = id.clock == self.run_start;
         let s = if info == SKIP {
+            if first_of_run {
+                // yjs never starts a client's structs with a gap, and its state vector
+                // counts one that does as content.
+                return Err(UpdateError::Unsupported(
+                    "a client's structs that start with a gap",
+                ));
+            }
             Struct::Skip {
                 id,
                 len: d.rest().read_var_uint("skip length")?,
