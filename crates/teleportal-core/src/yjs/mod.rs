@@ -216,7 +216,10 @@ fn is_empty<'a, D: coder::Decoder<'a>>(update: &'a [u8]) -> Result<bool, UpdateE
         return Ok(false);
     }
     let ds = delete_set::DeleteSet::read(&mut reader.decoder)?;
-    Ok(!ds.clients.iter().any(|(_, ranges)| ranges.iter().any(|r| r.len > 0)))
+    Ok(!ds
+        .clients
+        .iter()
+        .any(|(_, ranges)| ranges.iter().any(|r| r.len > 0)))
 }
 
 #[cfg(test)]
