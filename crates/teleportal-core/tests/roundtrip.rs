@@ -120,7 +120,7 @@ fn update() -> impl Strategy<Value = Update> {
     (any::<u8>(), bytes_up_to(48)).prop_map(|(version, data)| Update { version, data })
 }
 
-fn doc_message() -> impl Strategy<Value = DocMessage> {
+fn doc_message() -> BoxedStrategy<DocMessage> {
     prop_oneof![
         bytes_up_to(32).prop_map(|state_vector| DocMessage::SyncStep1 { state_vector }),
         update().prop_map(DocMessage::SyncStep2),
@@ -128,6 +128,7 @@ fn doc_message() -> impl Strategy<Value = DocMessage> {
         Just(DocMessage::SyncDone),
         (any::<bool>(), text()).prop_map(|(allowed, reason)| DocMessage::Auth { allowed, reason }),
     ]
+    .boxed()
 }
 
 fn awareness_message() -> impl Strategy<Value = AwarenessMessage> {
@@ -203,15 +204,17 @@ fn rpc_payload() -> impl Strategy<Value = RpcPayload> {
     ]
 }
 
-fn rpc_message() -> impl Strategy<Value = RpcMessage> {
-    ("[a-zA-Z]{0,16}", rpc_kind(), rpc_payload()).prop_map(|(method, kind, payload)| RpcMessage {
-        method,
-        kind,
-        payload,
-    })
+fn rpc_message() -> BoxedStrategy<RpcMessage> {
+    ("[a-zA-Z]{0,16}", rpc_kind(), rpc_payload())
+        .prop_map(|(method, kind, payload)| RpcMessage {
+            method,
+            kind,
+            payload,
+        })
+        .boxed()
 }
 
-fn body() -> impl Strategy<Value = Body> {
+fn body() -> BoxedStrategy<Body> {
     prop_oneof![
         doc_message().prop_map(Body::Doc),
         awareness_message().prop_map(Body::Awareness),
@@ -219,14 +222,17 @@ fn body() -> impl Strategy<Value = Body> {
         presence_message().prop_map(Body::Presence),
         rpc_message().prop_map(Body::Rpc),
     ]
+    .boxed()
 }
 
-fn message() -> impl Strategy<Value = Message> {
-    (text(), any::<bool>(), body()).prop_map(|(document, encrypted, body)| Message {
-        document,
-        encrypted,
-        body,
-    })
+fn message() -> BoxedStrategy<Message> {
+    (text(), any::<bool>(), body())
+        .prop_map(|(document, encrypted, body)| Message {
+            document,
+            encrypted,
+            body,
+        })
+        .boxed()
 }
 
 fn frame() -> impl Strategy<Value = Frame> {
