@@ -89,13 +89,16 @@ impl<'a> Decoder<'a> for DecoderV1<'a> {
     fn read_left_id(&mut self) -> Result<Id, UpdateError> {
         Ok(Id {
             client: self.cur.read_var_uint("origin client")?,
-            clock: self.cur.read_var_uint("origin clock")?,
+            clock: id_clock(self.cur.read_var_uint("origin clock")?, "origin clock")?,
         })
     }
     fn read_right_id(&mut self) -> Result<Id, UpdateError> {
         Ok(Id {
             client: self.cur.read_var_uint("right origin client")?,
-            clock: self.cur.read_var_uint("right origin clock")?,
+            clock: id_clock(
+                self.cur.read_var_uint("right origin clock")?,
+                "right origin clock",
+            )?,
         })
     }
     fn read_info(&mut self) -> Result<u8, UpdateError> {
@@ -125,6 +128,18 @@ impl<'a> Decoder<'a> for DecoderV1<'a> {
     fn read_ds_len(&mut self) -> Result<u64, UpdateError> {
         self.cur.read_var_uint("delete set length")
     }
+}
+
+/// The largest clock an origin or parent id may hold: V2 writes these clocks as differences,
+/// doubled, which must stay below 2^53 for a V2 reader (yjs's too) to take them back.
+pub(crate) const MAX_ID_CLOCK: u64 = (1 << 52) - 1;
+
+/// `clock` if a V1 id's clock converts to V2, else an error naming `what`.
+fn id_clock(clock: u64, what: &'static str) -> Result<u64, UpdateError> {
+    if clock > MAX_ID_CLOCK {
+        return Err(UpdateError::IntegerOutOfRange(what));
+    }
+    Ok(clock)
 }
 
 #[derive(Default)]
@@ -238,13 +253,16 @@ impl<'a> Decoder<'a> for DecoderV2<'a> {
     fn read_left_id(&mut self) -> Result<Id, UpdateError> {
         Ok(Id {
             client: self.client.read("origin client")?,
-            clock: self.left_clock.read_u64("origin clock")?,
+            clock: id_clock(self.left_clock.read_u64("origin clock")?, "origin clock")?,
         })
     }
     fn read_right_id(&mut self) -> Result<Id, UpdateError> {
         Ok(Id {
             client: self.client.read("right origin client")?,
-            clock: self.right_clock.read_u64("right origin clock")?,
+            clock: id_clock(
+                self.right_clock.read_u64("right origin clock")?,
+                "right origin clock",
+            )?,
         })
     }
     fn read_info(&mut self) -> Result<u8, UpdateError> {

@@ -31,13 +31,26 @@ impl DeleteSet {
             if n == 0 {
                 continue;
             }
-            let at = *index.entry(client).or_insert_with(|| {
-                ds.clients.push((client, Vec::new()));
-                ds.clients.len() - 1
-            });
+            // yjs keeps a delete set as a map, so it never lists a client twice; V2 restarts
+            // each list's clocks, and two lists of one client cannot be written back as one.
+            if index.insert(client, ds.clients.len()).is_some() {
+                return Err(UpdateError::Unsupported(
+                    "a delete set lists a client twice",
+                ));
+            }
+            ds.clients.push((client, Vec::new()));
+            let at = ds.clients.len() - 1;
             for _ in 0..n {
                 let clock = d.read_ds_clock()?;
                 let len = d.read_ds_len()?;
+                // Ranges ending past 2^53 − 1 read, but joined or written as V1 they give
+                // numbers no reader accepts.
+                if clock
+                    .checked_add(len)
+                    .is_none_or(|end| end > super::cursor::MAX_SAFE_INTEGER)
+                {
+                    return Err(UpdateError::IntegerOutOfRange("delete set range end"));
+                }
                 ds.clients[at].1.push(Range { clock, len });
             }
         }
