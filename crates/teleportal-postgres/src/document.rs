@@ -229,6 +229,13 @@ impl DocumentStorage for PostgresStorage {
         .await?;
         tx.commit().await.map_err(pg_error)
     }
+
+    /// Closes the connection pool (every kind of data): each acknowledged write is already
+    /// committed, so there is nothing to finish.
+    async fn close(&self) -> Result<(), StorageError> {
+        self.pool.close();
+        Ok(())
+    }
 }
 
 /// A document's row.

@@ -174,6 +174,13 @@ impl FileStorage for PostgresStorage {
         .await
         .map(drop)
     }
+
+    /// Closes the connection pool (every kind of data): each acknowledged write is already
+    /// committed, so there is nothing to finish.
+    async fn close(&self) -> Result<(), StorageError> {
+        self.pool.close();
+        Ok(())
+    }
 }
 
 /// Inserts `chunks` as rows (`owner`, idx, data) of `table`, index 0 first, a batch of

@@ -108,6 +108,13 @@ impl MilestoneStorage for PostgresStorage {
         .await
         .map(drop)
     }
+
+    /// Closes the connection pool (every kind of data): each acknowledged write is already
+    /// committed, so there is nothing to finish.
+    async fn close(&self) -> Result<(), StorageError> {
+        self.pool.close();
+        Ok(())
+    }
 }
 
 fn decode_meta(record: Vec<u8>) -> Result<MilestoneMeta, StorageError> {

@@ -179,6 +179,13 @@ impl TemporaryUploadStorage for PostgresStorage {
         .await?;
         usize::try_from(removed).map_err(pg_error)
     }
+
+    /// Closes the connection pool (every kind of data): each acknowledged write is already
+    /// committed, so there is nothing to finish.
+    async fn close(&self) -> Result<(), StorageError> {
+        self.pool.close();
+        Ok(())
+    }
 }
 
 #[async_trait]

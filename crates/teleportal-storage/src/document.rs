@@ -200,6 +200,20 @@ pub trait DocumentStorage: Send + Sync + 'static {
     /// # Errors
     /// A backend error.
     async fn delete(&self, doc: &DocumentId) -> Result<(), StorageError>;
+
+    /// Finishes what the backend still has queued and releases what it holds (a writer
+    /// thread, a connection pool), at shutdown once nothing appends any more. Appends after
+    /// it may fail with [`StorageError::ShutDown`]; closing twice is `Ok`. A backend that
+    /// holds several kinds of data closes all of them here (and in each trait's `close`).
+    ///
+    /// The default does nothing, for backends with nothing to finish: every write they
+    /// acknowledged is already durable and dropping them releases the rest.
+    ///
+    /// # Errors
+    /// A backend error while closing; acknowledged appends stay durable regardless.
+    async fn close(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -229,5 +243,8 @@ impl<S: DocumentStorage + ?Sized> DocumentStorage for Arc<S> {
     }
     async fn delete(&self, doc: &DocumentId) -> Result<(), StorageError> {
         (**self).delete(doc).await
+    }
+    async fn close(&self) -> Result<(), StorageError> {
+        (**self).close().await
     }
 }

@@ -240,6 +240,16 @@ pub trait FileStorage: Send + Sync + 'static {
     /// # Errors
     /// A backend error.
     async fn delete_file(&self, id: &FileId) -> Result<(), StorageError>;
+
+    /// Finishes what the backend still has queued and releases what it holds, at shutdown
+    /// once nothing writes files any more; closing twice is `Ok`. The default does nothing
+    /// (see [`DocumentStorage::close`](crate::DocumentStorage::close)).
+    ///
+    /// # Errors
+    /// A backend error while closing.
+    async fn close(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -270,5 +280,8 @@ impl<S: FileStorage + ?Sized> FileStorage for Arc<S> {
     }
     async fn delete_file(&self, id: &FileId) -> Result<(), StorageError> {
         (**self).delete_file(id).await
+    }
+    async fn close(&self) -> Result<(), StorageError> {
+        (**self).close().await
     }
 }

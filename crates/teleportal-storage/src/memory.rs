@@ -171,6 +171,9 @@ impl DocumentStorage for MemoryStorage {
         }
         Ok(())
     }
+    async fn close(&self) -> Result<(), StorageError> {
+        Ok(()) // Nothing queued: every acknowledged write is already in place.
+    }
 }
 
 // `put_file_stream` is the default (collect, then `put_file`): this store holds files whole
@@ -283,6 +286,9 @@ impl MilestoneStorage for MemoryStorage {
         self.state().milestones.remove(&key);
         Ok(())
     }
+    async fn close(&self) -> Result<(), StorageError> {
+        Ok(()) // Nothing queued: every acknowledged write is already in place.
+    }
 }
 
 #[async_trait]
@@ -346,6 +352,9 @@ impl TemporaryUploadStorage for MemoryStorage {
         let count = state.uploads.len();
         state.uploads.retain(|_, u| u.started_at >= before);
         Ok(count - state.uploads.len())
+    }
+    async fn close(&self) -> Result<(), StorageError> {
+        Ok(()) // Nothing queued: every acknowledged write is already in place.
     }
 }
 

@@ -67,6 +67,16 @@ pub trait MilestoneStorage: Send + Sync + 'static {
     /// # Errors
     /// A backend error.
     async fn delete_milestone(&self, doc: &DocumentId, id: &str) -> Result<(), StorageError>;
+
+    /// Finishes what the backend still has queued and releases what it holds, at shutdown
+    /// once nothing writes milestones any more; closing twice is `Ok`. The default does nothing
+    /// (see [`DocumentStorage::close`](crate::DocumentStorage::close)).
+    ///
+    /// # Errors
+    /// A backend error while closing.
+    async fn close(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -94,6 +104,9 @@ impl<S: MilestoneStorage + ?Sized> MilestoneStorage for Arc<S> {
     }
     async fn delete_milestone(&self, doc: &DocumentId, id: &str) -> Result<(), StorageError> {
         (**self).delete_milestone(doc, id).await
+    }
+    async fn close(&self) -> Result<(), StorageError> {
+        (**self).close().await
     }
 }
 

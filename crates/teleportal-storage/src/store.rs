@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -103,6 +103,8 @@ struct Compactions {
     running: Mutex<HashMap<DocumentId, bool>>,
     count: AtomicUsize,
     done: Notify,
+    /// Set by [`DocumentStore::close`]: no new compaction starts.
+    closed: AtomicBool,
 }
 
 /// Merges, diffs and compacts documents over any [`DocumentStorage`]; cheap to clone.
@@ -323,11 +325,39 @@ impl DocumentStore {
         self.storage.delete(doc).await
     }
 
+    /// Closes the store at shutdown: no new background compaction starts, the running ones
+    /// finish, then the storage closes ([`DocumentStorage::close`]: SQLite finishes its queued
+    /// writes, a pool disconnects). Call it once nothing appends any more; the storage may
+    /// refuse later appends with [`StorageError::ShutDown`]. Closing twice is `Ok`.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use teleportal_storage::{DocumentId, DocumentStore, MemoryStorage};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = DocumentStore::new(MemoryStorage::new());
+    /// store.append(&DocumentId::from("notes"), Bytes::from_static(&[0, 0])).await?;
+    /// store.close().await?;
+    /// # Ok::<(), teleportal_storage::StorageError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// The storage's error from closing; acknowledged appends stay durable regardless.
+    ///
+    /// # Cancel safety
+    /// Dropping the future after the compactions finished may leave the storage open.
+    pub async fn close(&self) -> Result<(), StorageError> {
+        self.compactions.closed.store(true, Ordering::SeqCst);
+        self.idle().await;
+        self.storage.close().await
+    }
+
     /// Waits until no background compaction of this store (or its clones) is running.
     pub async fn idle(&self) {
         loop {
             let notified = self.compactions.done.notified();
-            if self.compactions.count.load(Ordering::Acquire) == 0 {
+            if self.compactions.count.load(Ordering::SeqCst) == 0 {
                 return;
             }
             notified.await;
@@ -364,7 +394,14 @@ impl DocumentStore {
             }
             running.insert(doc.clone(), false);
         }
-        self.compactions.count.fetch_add(1, Ordering::AcqRel);
+        self.compactions.count.fetch_add(1, Ordering::SeqCst);
+        // Counted before looking, so `close` either sees this compaction or it sees `closed`.
+        if self.compactions.closed.load(Ordering::SeqCst) {
+            lock(&self.compactions.running).remove(doc);
+            self.compactions.count.fetch_sub(1, Ordering::SeqCst);
+            self.compactions.done.notify_waiters();
+            return; // Closing: the tail waits for the next start.
+        }
         let store = self.clone();
         let doc = doc.clone();
         runtime.spawn(async move {

@@ -97,6 +97,16 @@ pub trait TemporaryUploadStorage: Send + Sync + 'static {
     /// # Errors
     /// A backend error.
     async fn expire(&self, before: SystemTime) -> Result<usize, StorageError>;
+
+    /// Finishes what the backend still has queued and releases what it holds, at shutdown
+    /// once nothing writes uploads any more; closing twice is `Ok`. The default does nothing
+    /// (see [`DocumentStorage::close`](crate::DocumentStorage::close)).
+    ///
+    /// # Errors
+    /// A backend error while closing.
+    async fn close(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -122,6 +132,9 @@ impl<S: TemporaryUploadStorage + ?Sized> TemporaryUploadStorage for Arc<S> {
     }
     async fn expire(&self, before: SystemTime) -> Result<usize, StorageError> {
         (**self).expire(before).await
+    }
+    async fn close(&self) -> Result<(), StorageError> {
+        (**self).close().await
     }
 }
 

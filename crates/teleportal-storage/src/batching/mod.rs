@@ -206,7 +206,7 @@ impl<S: DocumentStorage> VirtualStorage<S> {
     pub fn with_config(inner: S, config: BatchConfig) -> Self {
         let work = Arc::new(Notify::new());
         let shared = Arc::new(Shared::new(inner, config, Arc::clone(&work)));
-        tokio::spawn(shared::run_interval(
+        shared.tasks().spawn(shared::run_interval(
             Arc::downgrade(&shared),
             Arc::clone(&work),
             config.interval.max(Duration::from_millis(1)),
@@ -253,21 +253,31 @@ impl<S: DocumentStorage> VirtualStorage<S> {
         if let Err(error) = self.shutdown().await {
             return Err((self, error));
         }
-        let mut shared = Arc::clone(&self.shared);
+        let shared = Arc::clone(&self.shared);
+        let tasks = shared.tasks().clone();
+        // Dropping the layer wakes the interval task; shut down and empty, it ends after its
+        // round. Flushes already spawned finish at once: nothing is buffered.
         drop(self);
-        // Flush tasks that were already spawned hold the state until they finish; nothing is
-        // buffered, so they finish at once.
-        loop {
-            match Arc::try_unwrap(shared) {
-                Ok(shared) => return Ok(shared.into_inner()),
-                Err(still_shared) => {
-                    shared = still_shared;
-                    tokio::task::yield_now().await;
-                }
+        tasks.close();
+        tasks.wait().await;
+        match Arc::try_unwrap(shared) {
+            Ok(shared) => Ok(shared.into_inner()),
+            // Every task holding the state has ended, so only a bug gets here.
+            Err(shared) => {
+                let work = Arc::clone(shared.work());
+                Err((
+                    VirtualStorage { shared, work },
+                    StorageError::backend(shared::BACKEND, StillShared),
+                ))
             }
         }
     }
 }
+
+/// `into_inner` found the layer's state still in use after its tasks ended.
+#[derive(Debug, thiserror::Error)]
+#[error("the batching layer's state is still shared")]
+struct StillShared;
 
 impl<S> VirtualStorage<S> {
     /// The inner store. Reading it directly shows only flushed updates.
@@ -348,5 +358,13 @@ impl<S: DocumentStorage> DocumentStorage for VirtualStorage<S> {
     /// Flushes the document, then deletes it from the inner store.
     async fn delete(&self, doc: &DocumentId) -> Result<(), StorageError> {
         self.shared.delete(doc).await
+    }
+
+    /// [`shutdown`](VirtualStorage::shutdown) (refuse new appends, flush the buffer), then
+    /// closes the inner store. A failed flush leaves the inner store open and the updates
+    /// buffered, so a retry can still write them.
+    async fn close(&self) -> Result<(), StorageError> {
+        self.shutdown().await?;
+        self.shared.inner().close().await
     }
 }

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 
 use super::{AckMode, BatchConfig};
 use crate::{
@@ -17,7 +18,7 @@ use crate::{
     StoredDocument, StoredUpdate,
 };
 
-const BACKEND: &str = "batching";
+pub(super) const BACKEND: &str = "batching";
 
 type Waiter = oneshot::Sender<Result<AppendReceipt, StorageError>>;
 
@@ -112,6 +113,8 @@ pub(super) struct Shared<S> {
     state: Mutex<State>,
     /// Wakes the interval task when something is buffered.
     work: Arc<Notify>,
+    /// The interval task and every flush, so `into_inner` can wait for them to end.
+    tasks: TaskTracker,
 }
 
 impl<S> Shared<S> {
@@ -121,7 +124,16 @@ impl<S> Shared<S> {
             config,
             state: Mutex::default(),
             work,
+            tasks: TaskTracker::new(),
         }
+    }
+
+    pub(super) fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
+    pub(super) fn work(&self) -> &Arc<Notify> {
+        &self.work
     }
 
     pub(super) fn inner(&self) -> &S {
@@ -421,7 +433,7 @@ impl<S: DocumentStorage> Shared<S> {
     /// that update twice).
     fn spawn_flush(self: &Arc<Self>, doc: DocumentId) -> JoinHandle<Result<(), StorageError>> {
         let shared = Arc::clone(self);
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let Some(io) = shared.io_of(&doc) else {
                 return Ok(());
             };

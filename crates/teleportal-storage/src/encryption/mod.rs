@@ -188,6 +188,9 @@ impl<S: DocumentStorage> DocumentStorage for EncryptedStorage<S> {
     async fn delete(&self, doc: &DocumentId) -> Result<(), StorageError> {
         self.inner.delete(doc).await
     }
+    async fn close(&self) -> Result<(), StorageError> {
+        DocumentStorage::close(&self.inner).await
+    }
 }
 
 #[async_trait]
@@ -243,6 +246,9 @@ impl<S: FileStorage> FileStorage for EncryptedStorage<S> {
     async fn delete_file(&self, id: &FileId) -> Result<(), StorageError> {
         self.inner.delete_file(id).await
     }
+    async fn close(&self) -> Result<(), StorageError> {
+        FileStorage::close(&self.inner).await
+    }
 }
 
 #[async_trait]
@@ -293,6 +299,9 @@ impl<S: MilestoneStorage> MilestoneStorage for EncryptedStorage<S> {
     async fn delete_milestone(&self, doc: &DocumentId, id: &str) -> Result<(), StorageError> {
         self.inner.delete_milestone(doc, id).await
     }
+    async fn close(&self) -> Result<(), StorageError> {
+        MilestoneStorage::close(&self.inner).await
+    }
 }
 
 #[async_trait]
@@ -336,6 +345,9 @@ impl<S: TemporaryUploadStorage> TemporaryUploadStorage for EncryptedStorage<S> {
 
     async fn expire(&self, before: SystemTime) -> Result<usize, StorageError> {
         self.inner.expire(before).await
+    }
+    async fn close(&self) -> Result<(), StorageError> {
+        TemporaryUploadStorage::close(&self.inner).await
     }
 }
 

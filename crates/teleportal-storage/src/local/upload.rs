@@ -176,6 +176,9 @@ impl TemporaryUploadStorage for LocalFileStorage {
         })
         .await
     }
+    async fn close(&self) -> Result<(), StorageError> {
+        Ok(()) // Nothing queued: every acknowledged write is already in place.
+    }
 }
 
 #[async_trait]

@@ -52,6 +52,11 @@ impl DocumentStorage for SqliteStorage {
         let doc = doc.clone();
         self.write(move |conn| delete(conn, &doc)).await
     }
+
+    /// Closes the whole database (every kind of data), as [`SqliteStorage::close`] does.
+    async fn close(&self) -> Result<(), StorageError> {
+        SqliteStorage::close(self).await
+    }
 }
 
 fn append(

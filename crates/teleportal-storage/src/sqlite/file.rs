@@ -96,6 +96,11 @@ impl FileStorage for SqliteStorage {
         })
         .await
     }
+
+    /// Closes the whole database (every kind of data), as [`SqliteStorage::close`] does.
+    async fn close(&self) -> Result<(), StorageError> {
+        SqliteStorage::close(self).await
+    }
 }
 
 fn put_file(

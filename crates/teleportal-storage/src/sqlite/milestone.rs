@@ -122,6 +122,11 @@ impl MilestoneStorage for SqliteStorage {
         })
         .await
     }
+
+    /// Closes the whole database (every kind of data), as [`SqliteStorage::close`] does.
+    async fn close(&self) -> Result<(), StorageError> {
+        SqliteStorage::close(self).await
+    }
 }
 
 fn decode_meta(record: Vec<u8>) -> Result<MilestoneMeta, StorageError> {

@@ -142,8 +142,10 @@ impl SqliteConfig {
 /// [`close`](SqliteStorage::close) (or dropping the store, which blocks briefly) lets the
 /// writer finish every queued write, then closes the database.
 pub struct SqliteStorage {
-    writer: Option<mpsc::Sender<Box<dyn Job>>>,
-    thread: Option<JoinHandle<rusqlite::Result<()>>>,
+    /// The writer's queue; taken (so the queue ends) when the store closes. Behind a lock so
+    /// that `close` works through a shared reference, as the storage traits' `close` needs.
+    writer: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
+    thread: Mutex<Option<JoinHandle<rusqlite::Result<()>>>>,
     readers: Arc<ReadPool>,
 }
 
@@ -194,8 +196,8 @@ impl SqliteStorage {
         let thread = writer::spawn(conn, rx, config.max_batch)
             .map_err(|e| StorageError::backend("sqlite", e))?;
         Ok(SqliteStorage {
-            writer: Some(tx),
-            thread: Some(thread),
+            writer: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
             readers,
         })
     }
@@ -205,7 +207,9 @@ impl SqliteStorage {
         &self.readers.path
     }
 
-    /// Finishes every queued write, then closes the database.
+    /// Finishes every queued write, then closes the database. Later writes fail with
+    /// [`StorageError::ShutDown`]; reads still work (on their own connections). Closing again
+    /// returns `Ok` at once. The storage traits' `close` methods call this.
     ///
     /// # Errors
     /// [`StorageError::Backend`] when SQLite failed to close cleanly (every write acknowledged
@@ -214,7 +218,7 @@ impl SqliteStorage {
     /// # Cancel safety
     /// Dropping the future does not stop the shutdown: the queued writes still finish and the
     /// database still closes, in the background.
-    pub async fn close(mut self) -> Result<(), StorageError> {
+    pub async fn close(&self) -> Result<(), StorageError> {
         let Some(join) = self.shut_down() else {
             return Ok(());
         };
@@ -233,11 +237,17 @@ impl SqliteStorage {
 
     /// Stops taking writes: closes idle readers and the queue, returning the writer thread,
     /// which exits once the queue is drained.
-    fn shut_down(&mut self) -> Option<JoinHandle<rusqlite::Result<()>>> {
+    fn shut_down(&self) -> Option<JoinHandle<rusqlite::Result<()>>> {
         // Readers first, so the writer is the last connection and checkpoints on close.
         self.readers.lock().clear();
-        self.writer = None;
-        self.thread.take()
+        self.writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     /// Runs `work` on the writer thread, in its own savepoint inside the current group's
@@ -248,7 +258,12 @@ impl SqliteStorage {
         F: FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let writer = self.writer.as_ref().ok_or(StorageError::ShutDown)?;
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(StorageError::ShutDown)?;
         writer
             .send(Box::new(Pending::new(work, reply)))
             .await

@@ -128,6 +128,11 @@ impl TemporaryUploadStorage for SqliteStorage {
         })
         .await
     }
+
+    /// Closes the whole database (every kind of data), as [`SqliteStorage::close`] does.
+    async fn close(&self) -> Result<(), StorageError> {
+        SqliteStorage::close(self).await
+    }
 }
 
 #[async_trait]
