@@ -731,7 +731,7 @@ async fn run() -> Result<(), Error> {
             let config = ServerConfig::default()
                 .with_idle_timeout(Duration::from_secs(1))
                 .with_relay(*relay);
-            let engine = Server::new(store).with_config(config);
+            let engine = Server::builder(store).config(config).build();
             server = Some(engine.clone());
             let target = if *websocket {
                 let listener =
@@ -778,8 +778,10 @@ async fn run() -> Result<(), Error> {
     } else {
         None
     };
-    if let Some(server) = server {
-        server.shutdown().await;
+    if let Some(server) = server
+        && let Err(error) = server.shutdown(Duration::from_secs(10)).await
+    {
+        eprintln!("loadgen: the in-process server did not shut down cleanly: {error}");
     }
     drop(temp);
 

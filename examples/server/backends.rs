@@ -3,11 +3,10 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use teleportal::pubsub::NodePubSub;
 use teleportal::server::Server;
-use teleportal::server::rpc::{FileRpc, MilestoneRpc};
+use teleportal::server::rpc::FileRpc;
 use teleportal::storage::{
     DocumentStorage, DocumentStore, FileStorage, FinishUpload, LocalFileStorage, MilestoneStorage,
     SqliteStorage, TemporaryUploadStorage,
@@ -36,8 +35,6 @@ pub(crate) struct Storage {
     documents: Arc<dyn DocumentStorage>,
     milestones: Arc<dyn MilestoneStorage>,
     files: Files,
-    /// The embedded store, closed (queued writes finished) at shutdown.
-    sqlite: Option<Arc<SqliteStorage>>,
 }
 
 impl Storage {
@@ -65,7 +62,6 @@ impl Storage {
                     documents: sqlite.clone(),
                     milestones: sqlite.clone(),
                     files: Files::InPlace(Arc::new(LocalFileStorage::open(data.join("files"))?)),
-                    sqlite: Some(sqlite),
                 }
             }
         };
@@ -97,7 +93,6 @@ impl Storage {
             documents: pg.clone(),
             milestones: pg.clone(),
             files: Files::InPlace(pg),
-            sqlite: None,
         })
     }
 
@@ -106,48 +101,22 @@ impl Storage {
         Err(missing_feature("postgres"))
     }
 
-    /// The embedded store, which needs closing at shutdown; `None` for server-side stores.
-    /// The other handles are dropped first, so it can be unwrapped once the server let go.
-    pub(crate) fn into_sqlite(self) -> Option<Arc<SqliteStorage>> {
-        self.sqlite
-    }
-
-    /// Removes, every `period`, uploads begun more than `max_age` ago: abandoned uploads
-    /// would otherwise keep their chunks (and, for `LocalFileStorage`, an open file) forever.
-    /// The task ends with the runtime.
-    pub(crate) fn expire_uploads(&self, period: Duration, max_age: Duration) {
-        let uploads: Arc<dyn TemporaryUploadStorage> = match &self.files {
-            Files::InPlace(store) => store.clone(),
-            Files::Apart { uploads, .. } => uploads.clone(),
-        };
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            loop {
-                tick.tick().await;
-                let Some(before) = SystemTime::now().checked_sub(max_age) else {
-                    continue;
-                };
-                match uploads.expire(before).await {
-                    Ok(0) => {}
-                    Ok(n) => eprintln!("server: removed {n} abandoned upload(s)"),
-                    Err(e) => eprintln!("server: expiring uploads failed: {e}"),
-                }
-            }
-        });
-    }
-
-    /// A server over these stores, answering milestone and file RPCs too.
-    pub(crate) fn server(&self) -> (Server, DocumentStore) {
-        let store = DocumentStore::from_arc(self.documents.clone());
-        let server =
-            Server::new(store.clone()).with_rpc(MilestoneRpc::new(self.milestones.clone()));
-        let server = match &self.files {
-            Files::InPlace(store) => server.with_rpc(FileRpc::in_store(store.clone())),
+    /// A server over these stores, answering milestone and file RPCs too; it closes every
+    /// store when it shuts down.
+    pub(crate) fn server(&self, pubsub: Option<NodePubSub>) -> Server {
+        let builder = Server::builder(DocumentStore::from_arc(self.documents.clone()))
+            .milestones(self.milestones.clone());
+        let builder = match &self.files {
+            Files::InPlace(store) => builder.files(FileRpc::in_store(store.clone())),
             Files::Apart { uploads, files } => {
-                server.with_rpc(FileRpc::new(files.clone(), uploads.clone()))
+                builder.files(FileRpc::new(files.clone(), uploads.clone()))
             }
         };
-        (server, store)
+        match pubsub {
+            Some(pubsub) => builder.pubsub(pubsub),
+            None => builder,
+        }
+        .build()
     }
 }
 

@@ -54,7 +54,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 type Error = Box<dyn std::error::Error>;
 
@@ -168,13 +168,12 @@ async fn main() -> ExitCode {
     }
 }
 
-/// How often abandoned uploads are looked for, and how old they must be to go.
-const UPLOAD_EXPIRY_CHECK: Duration = Duration::from_secs(60 * 60);
-const UPLOAD_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long a graceful shutdown may take: within the 10 s most process managers (systemd,
+/// Docker, Kubernetes' default grace period is 30 s) wait before SIGKILL.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(8);
 
 async fn run() -> Result<(), Error> {
     let args = parse_args()?;
-    // Kept beside the server so SQLite can be closed (queued writes finished) after it.
     let storage = backends::Storage::open(
         args.storage.as_deref(),
         args.schema.as_deref(),
@@ -182,16 +181,21 @@ async fn run() -> Result<(), Error> {
         &args.data,
     )
     .await?;
-    let (mut server, store) = storage.server();
-    storage.expire_uploads(UPLOAD_EXPIRY_CHECK, UPLOAD_MAX_AGE);
-    if let Some(url) = &args.pubsub {
-        let node_id = args
-            .node_id
-            .clone()
-            .unwrap_or_else(backends::default_node_id);
-        server = server.with_pubsub(backends::connect_pubsub(url, &node_id).await?);
-        eprintln!("server: node {node_id} on {url:?}");
-    }
+    let pubsub = match &args.pubsub {
+        Some(url) => {
+            let node_id = args
+                .node_id
+                .clone()
+                .unwrap_or_else(backends::default_node_id);
+            let pubsub = backends::connect_pubsub(url, &node_id).await?;
+            eprintln!("server: node {node_id} on {url:?}");
+            Some(pubsub)
+        }
+        None => None,
+    };
+    // The server holds the stores from here on, and closes them when it shuts down.
+    let server = storage.server(pubsub);
+    drop(storage);
 
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
@@ -223,33 +227,10 @@ async fn run() -> Result<(), Error> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     eprintln!("server: shutting down");
-    server.shutdown().await;
-    drop(server);
-    store.idle().await;
-    drop(store);
-    let Some(storage) = storage.into_sqlite() else {
-        // Server-side stores need no closing: every acknowledged write is committed.
-        return Ok(());
-    };
-    // Connection tasks hold the store until they have sent their close frames, just after
-    // the engine lets them go; give them a moment.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut storage = storage;
-    loop {
-        match Arc::try_unwrap(storage) {
-            Ok(storage) => return Ok(storage.close().await?),
-            Err(shared) if Instant::now() < deadline => {
-                storage = shared;
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            // Dropping the last handle finishes the queued writes too, only without
-            // reporting a close error.
-            Err(_) => {
-                eprintln!("server: storage still in use; it closes when released");
-                return Ok(());
-            }
-        }
-    }
+    // Finishes the updates being stored (and ACKs them), closes every connection with a
+    // reason, ends background work, then closes the stores (SQLite finishes its queue).
+    server.shutdown(SHUTDOWN_DEADLINE).await?;
+    Ok(())
 }
 
 /// Resolves on Ctrl-C, or SIGTERM on Unix.

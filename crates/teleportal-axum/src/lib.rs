@@ -191,16 +191,12 @@ impl RouterBuilder {
         self
     }
 
-    /// The router.
+    /// The router. With [`with_auth`](Self::with_auth), each connection's token grants are
+    /// checked beside the server's own permission checker: a message passes only if both
+    /// allow it.
     pub fn build(self) -> Router {
-        let server = match self.tokens {
-            Some(_) => self
-                .server
-                .with_permissions(teleportal_auth::TokenPermissionChecker),
-            None => self.server,
-        };
         routes(Shared {
-            server,
+            server: self.server,
             anonymous: Arc::new(AtomicU64::new(0)),
             tokens: self.tokens.map(Arc::new),
             rate_limit: self.rate_limit,
@@ -337,7 +333,8 @@ fn authenticate(
     let client = ClientContext::new(user.clone())
         .with_user(user)
         .with_namespace(namespace)
-        .with_identity(claims);
+        .with_identity(claims)
+        .with_permissions(TokenPermissionChecker);
     if let Some(document) = document
         && !TokenPermissionChecker::allows(&client, document, Access::Read)
     {

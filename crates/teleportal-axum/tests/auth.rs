@@ -438,3 +438,72 @@ async fn unmatched_token_gets_nothing_of_the_document() {
         "the outsider received {rest:?}"
     );
 }
+
+/// The application's own rule: nothing under `archive/` may be written.
+struct NoArchiveWrites;
+
+#[teleportal_server::async_trait]
+impl teleportal_server::PermissionChecker for NoArchiveWrites {
+    async fn check(
+        &self,
+        _client: &teleportal_server::ClientContext,
+        document: &str,
+        access: teleportal_server::Access,
+    ) -> bool {
+        access == teleportal_server::Access::Read || !document.starts_with("archive/")
+    }
+}
+
+/// Sends one update for `document`; returns whether it was acknowledged without error and
+/// whether a permission denial came before the acknowledgement.
+async fn write_outcome(socket: &mut Socket, document: &str) -> (bool, bool) {
+    socket
+        .send(WsMessage::Binary(update_message(document).to_bytes()))
+        .await
+        .expect("send update");
+    let mut denied = false;
+    loop {
+        let Frame::Message(answer) = next_frame(socket).await else {
+            continue;
+        };
+        match answer.body {
+            Body::Doc(DocMessage::Auth { allowed: false, .. }) => denied = true,
+            Body::Ack(ack) => return (ack.error.is_none(), denied),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn token_grants_compose_with_the_applications_own_checker() {
+    let server = Server::builder(DocumentStore::new(MemoryStorage::new()))
+        .permissions(NoArchiveWrites)
+        .build();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let app = teleportal_axum::router_with_auth(server.clone(), config());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // The token grants writes to `notes` and `archive/*`; the application forbids the
+    // second; a document the token does not grant is refused whatever the application says.
+    let writer = token(Some(vec![
+        DocumentAccess::new("notes", &[Permission::Write]),
+        DocumentAccess::new("archive/*", &[Permission::Write]),
+    ]));
+    let mut socket = connect(addr, &format!("/?token={writer}")).await;
+    assert_eq!(write_outcome(&mut socket, "notes").await, (true, false));
+    assert_eq!(
+        write_outcome(&mut socket, "archive/2025").await,
+        (false, true),
+        "the application's rule holds"
+    );
+    assert_eq!(
+        write_outcome(&mut socket, "drafts").await,
+        (false, true),
+        "the token's grants hold"
+    );
+    for (document, stored) in [("notes", true), ("archive/2025", false), ("drafts", false)] {
+        let meta = server.store().metadata(&DocumentId::new(document)).await;
+        assert_eq!(meta.expect("metadata").is_some(), stored, "{document}");
+    }
+}

@@ -106,8 +106,9 @@ async fn text_message_ends_the_teleportal_connection() {
 
 #[tokio::test]
 async fn message_over_the_size_limit_ends_the_connection() {
-    let server = Server::new(DocumentStore::new(MemoryStorage::new()))
-        .with_config(ServerConfig::default().with_max_message_size(1024));
+    let server = Server::builder(DocumentStore::new(MemoryStorage::new()))
+        .config(ServerConfig::default().with_max_message_size(1024))
+        .build();
     let (addr, _server) = serve_app(server).await;
     let mut socket = connect(addr, "/notes").await;
     let update = YMessage::Sync(SyncMessage::Update(Bytes::from(vec![0; 4096])));
@@ -210,8 +211,9 @@ impl PermissionChecker for Recorder {
 #[tokio::test]
 async fn unverified_token_is_never_the_client_id_and_clients_get_distinct_ids() {
     let recorder = Arc::new(Recorder::default());
-    let server =
-        Server::new(DocumentStore::new(MemoryStorage::new())).with_permissions(recorder.clone());
+    let server = Server::builder(DocumentStore::new(MemoryStorage::new()))
+        .permissions(recorder.clone())
+        .build();
     let (addr, _server) = serve_app(server).await;
     for path in ["/notes?token=secret-token", "/notes", "/notes"] {
         let mut socket = connect(addr, path).await;
@@ -253,7 +255,10 @@ async fn shutdown_closes_clients_with_going_away_and_a_reason() {
         .await
         .expect("send sync step 1");
     next_binary(&mut socket).await;
-    server.shutdown().await;
+    server
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("clean shutdown");
     let close = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match socket.next().await {

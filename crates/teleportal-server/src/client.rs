@@ -3,14 +3,18 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use crate::PermissionChecker;
+
 /// Identity of one connection, from the transport (token subject, or an anonymous id).
 ///
 /// [`PermissionChecker::check`](crate::PermissionChecker::check) receives the whole context;
 /// `client_id` is what presence messages carry as `clientId`, `user` becomes presence's
 /// `userId` (empty when absent), and `identity` holds whatever the transport verified on
 /// connect (e.g. token claims) for the permission checker to read back with
-/// [`identity`](Self::identity). The engine never looks inside it.
-#[derive(Debug, Clone)]
+/// [`identity`](Self::identity). The engine never looks inside it. `permissions`, set by the
+/// transport that authenticated the connection (a token's grants), is checked beside the
+/// server's own [`PermissionChecker`](crate::PermissionChecker): both must allow.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ClientContext {
     /// The connection's identity.
@@ -25,6 +29,21 @@ pub struct ClientContext {
     /// plain name. The prefix must make ids of different namespaces distinct whatever the
     /// names, e.g. `teleportal_auth::room_prefix` (`<len>:<room>/`), never a bare `room/`.
     pub namespace: String,
+    /// A checker for this connection only, asked after the server's: a message passes only
+    /// if both allow it. `None` leaves the server's checker alone.
+    pub permissions: Option<Arc<dyn PermissionChecker>>,
+}
+
+impl std::fmt::Debug for ClientContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientContext")
+            .field("client_id", &self.client_id)
+            .field("user", &self.user)
+            .field("identity", &self.identity.is_some())
+            .field("namespace", &self.namespace)
+            .field("permissions", &self.permissions.is_some())
+            .finish()
+    }
 }
 
 impl ClientContext {
@@ -35,6 +54,31 @@ impl ClientContext {
             user: None,
             identity: None,
             namespace: String::new(),
+            permissions: None,
+        }
+    }
+
+    /// Adds a checker for this connection, asked beside the server's (see
+    /// [`Self::permissions`]): how a transport that verified a token enforces its grants
+    /// without replacing the application's own rules.
+    ///
+    /// ```
+    /// use teleportal_server::{Access, ClientContext, PermissionChecker};
+    ///
+    /// struct ReadOnly;
+    /// #[teleportal_server::async_trait]
+    /// impl PermissionChecker for ReadOnly {
+    ///     async fn check(&self, _: &ClientContext, _: &str, access: Access) -> bool {
+    ///         access == Access::Read
+    ///     }
+    /// }
+    /// let viewer = ClientContext::new("bob").with_permissions(ReadOnly);
+    /// assert!(viewer.permissions.is_some());
+    /// ```
+    pub fn with_permissions(self, permissions: impl PermissionChecker) -> Self {
+        ClientContext {
+            permissions: Some(Arc::new(permissions)),
+            ..self
         }
     }
 

@@ -25,6 +25,11 @@ pub struct ServerConfig {
     /// never published (it died in between, or lost the bus): three short checks in a row
     /// and the document's clients get the whole stored document. `None` turns it off.
     pub missed_update_check: Option<Duration>,
+    /// Uploads (see [`ServerBuilder::files`](crate::ServerBuilder::files)) untouched this long
+    /// are removed in the background (default 24 h); `None` keeps them until they finish.
+    pub upload_max_age: Option<Duration>,
+    /// How often abandoned uploads are looked for (default 1 h).
+    pub upload_expiry_check: Duration,
 }
 
 /// When an incoming update is relayed to the document's other local clients, relative to its
@@ -72,6 +77,8 @@ impl Default for ServerConfig {
             dedup_window: 1024,
             relay: RelayMode::default(),
             missed_update_check: Some(Duration::from_secs(5)),
+            upload_max_age: Some(Duration::from_secs(24 * 60 * 60)),
+            upload_expiry_check: Duration::from_secs(60 * 60),
         }
     }
 }
@@ -104,6 +111,13 @@ impl ServerConfig {
     /// Sets when updates are relayed relative to their durable append.
     pub fn with_relay(mut self, relay: RelayMode) -> Self {
         self.relay = relay;
+        self
+    }
+
+    /// Sets how old an untouched upload must be to be removed, and how often to look.
+    pub fn with_upload_expiry(mut self, max_age: Option<Duration>, check_every: Duration) -> Self {
+        self.upload_max_age = max_age;
+        self.upload_expiry_check = check_every;
         self
     }
 

@@ -90,3 +90,29 @@ impl ServerError {
         text
     }
 }
+
+/// Why [`Server::shutdown`](crate::Server::shutdown) did not end cleanly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShutdownError {
+    /// The deadline passed with work still running; the stores were closed anyway.
+    #[error(
+        "shutdown deadline passed with {connections} connection(s) and {tasks} background \
+         task(s) still running"
+    )]
+    DeadlineExceeded {
+        /// Connections that had not ended.
+        connections: usize,
+        /// Background tasks that had not ended.
+        tasks: usize,
+    },
+    /// A store failed to close.
+    #[error("closing the {store} store failed")]
+    Close {
+        /// Which store: `document`, `milestone`, `file` or `upload`.
+        store: &'static str,
+        /// What the store reported.
+        #[source]
+        source: StorageError,
+    },
+}

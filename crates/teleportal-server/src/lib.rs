@@ -50,7 +50,7 @@
 //!   envelopes and y-websocket clients V1, so updates are converted on the way with yrs.
 //!
 //! # Between nodes
-//! With [`Server::with_pubsub`], each session subscribes to its document's topic. What a node's
+//! With [`ServerBuilder::pubsub`], each session subscribes to its document's topic. What a node's
 //! clients send (updates once stored, awareness, presence) is published; what other nodes
 //! publish is relayed to local clients and never stored again (storage is shared). When a
 //! subscription lags and frames were lost, the session sends each local client the whole
@@ -61,14 +61,16 @@
 //! - Content-encrypted (E2EE) documents: their doc messages are NACKed with
 //!   [`E2EE_UNSUPPORTED`]; encrypted awareness is relayed.
 //! - RPC: [`rpc::MilestoneRpc`] answers the milestone methods once registered with
-//!   [`Server::with_rpc`]; files, key registry and attribution have no built-in handler, so
-//!   they get a 501 `Unknown RPC method` error response and a NACK unless the application
-//!   registers its own [`rpc::RpcHandler`].
+//!   [`ServerBuilder::milestones`] and [`rpc::FileRpc`] the file methods once registered with
+//!   [`ServerBuilder::files`]; key registry and attribution have no built-in handler, so they
+//!   get a 501 `Unknown RPC method` error response and a NACK unless the application
+//!   registers its own [`rpc::RpcHandler`] ([`ServerBuilder::rpc`]).
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
 mod audit;
 mod awareness;
+mod builder;
 mod client;
 mod config;
 mod connection;
@@ -83,10 +85,12 @@ mod server;
 mod session;
 mod y_protocols;
 
+pub use async_trait::async_trait;
+pub use builder::ServerBuilder;
 pub use client::{ClientContext, CloseReason};
 pub use config::{RelayMode, ServerConfig};
 pub use connection::{E2EE_UNSUPPORTED, ENCRYPTION_MISMATCH, permission_denied_reason, serve};
-pub use error::{BoxError, ServerError};
+pub use error::{BoxError, ServerError, ShutdownError};
 pub use permission::{Access, AllowAll, PermissionChecker};
 pub use server::Server;
 pub use teleportal_core::{Frame, Message, YMessage};

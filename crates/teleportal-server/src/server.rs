@@ -2,19 +2,28 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use teleportal_pubsub::{NodePubSub, document_topic};
-use teleportal_storage::{DocumentId, DocumentStore};
+use teleportal_storage::{DocumentId, DocumentStore, TemporaryUploadStorage};
 use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use crate::builder::{ServerBuilder, StoreCloser};
 use crate::peer::{Broadcast, Closer, Peer};
 use crate::rpc::{RpcHandler, RpcRegistry};
 use crate::session::{self, Session};
 use crate::{
-    Access, AllowAll, ClientContext, CloseReason, PermissionChecker, ServerConfig, ServerError,
+    Access, ClientContext, CloseReason, PermissionChecker, ServerConfig, ServerError, ShutdownError,
 };
+
+/// The least time [`Server::shutdown`] gives background tasks to end once cancelled, even
+/// when the connections took the whole deadline.
+const TASK_GRACE: Duration = Duration::from_secs(1);
 
 /// What every clone of a server shares.
 #[derive(Debug, Default)]
@@ -25,19 +34,29 @@ struct State {
     shutting_down: AtomicBool,
     /// Notified whenever a connection ends, for [`Server::shutdown`].
     connection_ended: Notify,
+    /// Background work: idle unloads, pub/sub relays and publications, upload expiry.
+    /// [`Server::shutdown`] waits for it.
+    tasks: TaskTracker,
+    /// Cancelled by [`Server::shutdown`]: background loops end, and connections still
+    /// finishing their appends after the deadline stop.
+    stop: CancellationToken,
+    /// Whether the background work that runs for the server's life has been started.
+    background_started: AtomicBool,
 }
 
 /// The sync engine: one session per open document, over a [`DocumentStore`].
 ///
-/// Cheap to clone; clones share sessions and connections. Configure it (`with_*`) before
-/// cloning: a clone keeps the configuration it was made with.
+/// Assembled once with [`Server::builder`] (or [`Server::new`] for the defaults), then
+/// immutable; cheap to clone, and clones share sessions, connections and background tasks.
+/// The server owns its background work and its shutdown ([`Server::shutdown`]).
 ///
 /// ```
 /// use teleportal_server::{Server, ServerConfig};
 /// use teleportal_storage::{DocumentStore, MemoryStorage};
 ///
-/// let server = Server::new(DocumentStore::new(MemoryStorage::new()))
-///     .with_config(ServerConfig::default().with_send_queue(256));
+/// let server = Server::builder(DocumentStore::new(MemoryStorage::new()))
+///     .config(ServerConfig::default().with_send_queue(256))
+///     .build();
 /// assert!(server.open_documents().is_empty());
 /// ```
 #[derive(Clone)]
@@ -47,6 +66,10 @@ pub struct Server {
     permissions: Arc<dyn PermissionChecker>,
     pubsub: Option<NodePubSub>,
     rpc: Arc<RpcRegistry>,
+    /// The stores besides the document store, closed at shutdown after it.
+    closers: Arc<[StoreCloser]>,
+    /// The upload store, whose abandoned uploads expire in the background.
+    uploads: Option<Arc<dyn TemporaryUploadStorage>>,
     state: Arc<State>,
 }
 
@@ -62,41 +85,99 @@ impl fmt::Debug for Server {
 }
 
 impl Server {
-    /// A server over `store` with the default configuration, no pub/sub and [`AllowAll`].
+    /// A server over `store` with the defaults: [`ServerConfig::default`], no pub/sub,
+    /// [`AllowAll`](crate::AllowAll), no milestones or files. Short for
+    /// `Server::builder(store).build()`.
     pub fn new(store: DocumentStore) -> Self {
-        Server {
+        Self::builder(store).build()
+    }
+
+    /// Starts assembling a server over `store`: see [`ServerBuilder`].
+    pub fn builder(store: DocumentStore) -> ServerBuilder {
+        ServerBuilder::new(store)
+    }
+
+    pub(crate) fn assemble(
+        store: DocumentStore,
+        config: ServerConfig,
+        permissions: Arc<dyn PermissionChecker>,
+        pubsub: Option<NodePubSub>,
+        rpc: RpcRegistry,
+        closers: Vec<StoreCloser>,
+        uploads: Option<Arc<dyn TemporaryUploadStorage>>,
+    ) -> Self {
+        let server = Server {
             store,
-            config: Arc::new(ServerConfig::default()),
-            permissions: Arc::new(AllowAll),
-            pubsub: None,
-            rpc: Arc::default(),
+            config: Arc::new(config),
+            permissions,
+            pubsub,
+            rpc: Arc::new(rpc),
+            closers: closers.into(),
+            uploads,
             state: Arc::default(),
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            server.start_background();
         }
+        server
     }
 
-    /// Sets the configuration.
-    pub fn with_config(mut self, config: ServerConfig) -> Self {
-        self.config = Arc::new(config);
-        self
+    /// Starts the work that runs for the server's life (upload expiry), once.
+    fn start_background(&self) {
+        if self.state.background_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (Some(uploads), Some(max_age)) = (&self.uploads, self.config.upload_max_age) else {
+            return;
+        };
+        let uploads = Arc::clone(uploads);
+        let every = self
+            .config
+            .upload_expiry_check
+            .max(Duration::from_millis(1));
+        let stop = self.state.stop.clone();
+        self.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let before = SystemTime::now()
+                    .checked_sub(max_age)
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                match uploads.expire(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(uploads = n, "removed abandoned uploads"),
+                    Err(error) => tracing::warn!(%error, "upload expiry failed; will retry"),
+                }
+            }
+        });
     }
 
-    /// Sets the permission hook every incoming message passes.
-    pub fn with_permissions(mut self, permissions: impl PermissionChecker) -> Self {
-        self.permissions = Arc::new(permissions);
-        self
+    /// Runs `task` as the server's background work, which [`shutdown`](Self::shutdown)
+    /// waits for. Needs a tokio runtime.
+    pub(crate) fn spawn<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.state.tasks.spawn(task);
     }
 
-    /// Fans documents out to other nodes on `pubsub` (its node id must be unique on the bus).
-    pub fn with_pubsub(mut self, pubsub: NodePubSub) -> Self {
-        self.pubsub = Some(pubsub);
-        self
+    /// Cancelled when shutdown stops the background work.
+    pub(crate) fn stop_token(&self) -> &CancellationToken {
+        &self.state.stop
     }
 
-    /// Answers RPC requests for the handler's methods (see [`crate::rpc`]); a method named by
-    /// an earlier handler is taken over. Methods with no handler get `501 Unknown RPC method`.
-    pub fn with_rpc(mut self, handler: impl RpcHandler) -> Self {
-        Arc::make_mut(&mut self.rpc).register(Arc::new(handler));
-        self
+    /// The task tracker background work of sessions runs under.
+    pub(crate) fn tasks(&self) -> &TaskTracker {
+        &self.state.tasks
+    }
+
+    /// The pub/sub bus, if the server has one.
+    pub(crate) fn pubsub(&self) -> Option<&NodePubSub> {
+        self.pubsub.as_ref()
     }
 
     /// The handler registered for an RPC method.
@@ -121,19 +202,91 @@ impl Server {
         names
     }
 
-    /// Closes every connection with a reason, waits for their drivers to finish, and drops
-    /// every session. Connections started afterwards are closed at once.
+    /// Stops the server gracefully, within `deadline`:
+    ///
+    /// 1. new connections are refused (closed at once with the shutdown reason);
+    /// 2. every connection is asked to close: a Teleportal connection first finishes the
+    ///    updates it is storing and sends their ACKs, then each gets a close with the reason
+    ///    `server is shutting down`; y-websocket connections finish the update in hand;
+    /// 3. background work (idle unloads, pub/sub relays, upload expiry) is cancelled and
+    ///    waited for, given at least one second even when the connections took the deadline;
+    /// 4. sessions are dropped, then the document store closes (running compactions finish,
+    ///    then [`DocumentStorage::close`](teleportal_storage::DocumentStorage::close): batching
+    ///    layers flush, SQLite finishes its queue), then the milestone, file and upload stores.
+    ///
+    /// Stores are closed even when the deadline passed; connections still open then are cut
+    /// off from it (their unacknowledged updates may be refused, never half-applied). Calling
+    /// it again returns quickly.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use teleportal_server::Server;
+    /// use teleportal_storage::{DocumentStore, MemoryStorage};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let server = Server::new(DocumentStore::new(MemoryStorage::new()));
+    /// // ... serve connections until a signal, then:
+    /// server.shutdown(Duration::from_secs(10)).await?;
+    /// # Ok::<(), teleportal_server::ShutdownError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`ShutdownError::DeadlineExceeded`] when connections or tasks were still running at the
+    /// deadline (the stores were closed anyway), else [`ShutdownError::Close`] for the first
+    /// store that failed to close.
     ///
     /// # Cancel safety
-    /// Cancel safe: dropping it leaves the server shutting down, without waiting.
-    pub async fn shutdown(&self) {
+    /// Dropping it leaves the server refusing connections, with the steps done so far.
+    pub async fn shutdown(&self, deadline: Duration) -> Result<(), ShutdownError> {
+        let until = tokio::time::Instant::now() + deadline;
         self.state.shutting_down.store(true, Ordering::SeqCst);
+        let drained = tokio::time::timeout_at(until, self.close_connections())
+            .await
+            .is_ok();
+        self.state.stop.cancel();
+        self.state.tasks.close();
+        let grace = until.max(tokio::time::Instant::now() + TASK_GRACE);
+        let tasks_ended = tokio::time::timeout_at(grace, self.state.tasks.wait())
+            .await
+            .is_ok();
+        let connections = lock(&self.state.connections).len();
+        let tasks = self.state.tasks.len();
+        lock(&self.state.sessions).clear();
+        let mut closed = self
+            .store
+            .close()
+            .await
+            .map_err(|source| ShutdownError::Close {
+                store: "document",
+                source,
+            });
+        for closer in self.closers.iter() {
+            let result = (closer.close)().await;
+            if let Err(source) = result
+                && closed.is_ok()
+            {
+                closed = Err(ShutdownError::Close {
+                    store: closer.what,
+                    source,
+                });
+            }
+        }
+        if !drained || !tasks_ended {
+            return Err(ShutdownError::DeadlineExceeded { connections, tasks });
+        }
+        closed
+    }
+
+    /// Asks every connection to close and waits until all have ended.
+    async fn close_connections(&self) {
         loop {
             let ended = self.state.connection_ended.notified();
             {
                 let connections = lock(&self.state.connections);
                 if connections.is_empty() {
-                    break;
+                    return;
                 }
                 for closer in connections.values() {
                     closer.close(CloseReason::shutdown());
@@ -141,7 +294,11 @@ impl Server {
             }
             ended.await;
         }
-        lock(&self.state.sessions).clear();
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.state.shutting_down.load(Ordering::SeqCst)
     }
 
     pub(crate) async fn allowed(
@@ -150,7 +307,13 @@ impl Server {
         document: &str,
         access: Access,
     ) -> bool {
-        self.permissions.check(client, document, access).await
+        if !self.permissions.check(client, document, access).await {
+            return false;
+        }
+        match &client.permissions {
+            Some(own) => own.check(client, document, access).await,
+            None => true,
+        }
     }
 
     /// Registers a new connection, or returns `None` while shutting down.
@@ -158,6 +321,7 @@ impl Server {
         if self.state.shutting_down.load(Ordering::SeqCst) {
             return None;
         }
+        self.start_background();
         let id = self.state.next_connection.fetch_add(1, Ordering::Relaxed);
         let closer = Arc::new(Closer::default());
         let (tx, rx) = mpsc::channel(self.config.send_queue.max(1));
@@ -216,17 +380,7 @@ impl Server {
         // Another connection may have opened it meanwhile; then its subscription serves.
         let session = sessions
             .entry(key.to_string())
-            .or_insert_with(|| {
-                Session::open(
-                    key,
-                    document,
-                    self.store.clone(),
-                    self.pubsub.clone(),
-                    subscription,
-                    &self.config,
-                    audit_from,
-                )
-            })
+            .or_insert_with(|| Session::open(key, document, self, subscription, audit_from))
             .clone();
         session.add_peer(peer.clone());
         Ok(session)
@@ -241,21 +395,29 @@ impl Server {
         let weak = Arc::downgrade(session);
         let state = Arc::clone(&self.state);
         let timeout = self.config.idle_timeout;
-        runtime.spawn(async move {
-            tokio::time::sleep(timeout).await;
-            let Some(session) = weak.upgrade() else {
-                return;
-            };
-            // Joins happen under this lock too, so "idle" cannot change while we decide.
-            let mut sessions = lock(&state.sessions);
-            let current = sessions
-                .get(session.name())
-                .is_some_and(|s| Arc::ptr_eq(s, &session));
-            if current && session.is_idle_since(epoch) {
-                sessions.remove(session.name());
-                tracing::debug!(document = session.name(), "unloaded idle session");
-            }
-        });
+        let stop = self.state.stop.clone();
+        self.state.tasks.spawn_on(
+            async move {
+                tokio::select! {
+                    // Shutdown drops every session itself.
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(timeout) => {}
+                }
+                let Some(session) = weak.upgrade() else {
+                    return;
+                };
+                // Joins happen under this lock too, so "idle" cannot change while we decide.
+                let mut sessions = lock(&state.sessions);
+                let current = sessions
+                    .get(session.name())
+                    .is_some_and(|s| Arc::ptr_eq(s, &session));
+                if current && session.is_idle_since(epoch) {
+                    sessions.remove(session.name());
+                    tracing::debug!(document = session.name(), "unloaded idle session");
+                }
+            },
+            &runtime,
+        );
     }
 }
 
@@ -313,11 +475,14 @@ impl Drop for Registration {
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             let pubsub = self.server.pubsub.clone();
-            runtime.spawn(async move {
-                for message in to_publish {
-                    session::publish(pubsub.as_ref(), &message.document, &message).await;
-                }
-            });
+            self.server.state.tasks.spawn_on(
+                async move {
+                    for message in to_publish {
+                        session::publish(pubsub.as_ref(), &message.document, &message).await;
+                    }
+                },
+                &runtime,
+            );
         }
         lock(&self.server.state.connections).remove(&self.peer.id);
         self.server.state.connection_ended.notify_waiters();

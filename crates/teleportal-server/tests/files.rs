@@ -57,19 +57,23 @@ fn server_with_chunk(
     chunk: usize,
 ) -> Server {
     let chunk = u32::try_from(chunk).unwrap();
-    let server = Server::new(DocumentStore::new(storage.clone())).with_permissions(ReaderReadsOnly);
+    let server = Server::builder(DocumentStore::new(storage.clone())).permissions(ReaderReadsOnly);
     if in_place {
-        server.with_rpc(
-            FileRpc::in_store(storage)
-                .with_chunk_size(chunk)
-                .with_max_size(max_size),
-        )
+        server
+            .files(
+                FileRpc::in_store(storage)
+                    .with_chunk_size(chunk)
+                    .with_max_size(max_size),
+            )
+            .build()
     } else {
-        server.with_rpc(
-            FileRpc::new(storage.clone(), storage)
-                .with_chunk_size(chunk)
-                .with_max_size(max_size),
-        )
+        server
+            .files(
+                FileRpc::new(storage.clone(), storage)
+                    .with_chunk_size(chunk)
+                    .with_max_size(max_size),
+            )
+            .build()
     }
 }
 
@@ -445,8 +449,9 @@ async fn chunks_sent_without_waiting_are_acked_in_order_after_the_commit() {
         let dir = tempfile::tempdir().unwrap();
         let storage = Arc::new(LocalFileStorage::open(dir.path()).unwrap());
         let chunk = u32::try_from(BIG).unwrap();
-        let server = Server::new(DocumentStore::new(MemoryStorage::new()))
-            .with_rpc(FileRpc::in_store(storage.clone()).with_chunk_size(chunk));
+        let server = Server::builder(DocumentStore::new(MemoryStorage::new()))
+            .rpc(FileRpc::in_store(storage.clone()).with_chunk_size(chunk))
+            .build();
         let mut alice = Client::connect(&server, "alice");
         let file = File::with_chunk(BIG * 9 + 7, seed, BIG);
         start_upload(&mut alice, &file).await;

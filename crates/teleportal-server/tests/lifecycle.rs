@@ -14,8 +14,9 @@ use teleportal_server::{ClientContext, CloseReason, ServerConfig, serve};
 
 #[tokio::test(start_paused = true)]
 async fn idle_session_unloads_after_timeout_unless_rejoined() {
-    let server = memory_server()
-        .with_config(ServerConfig::default().with_idle_timeout(Duration::from_secs(30)));
+    let server = memory_builder()
+        .config(ServerConfig::default().with_idle_timeout(Duration::from_secs(30)))
+        .build();
     let mut client = Client::connect(&server, "a");
     sync(&mut client, &Replica::new(1), "notes").await;
     assert_eq!(server.open_documents(), ["notes"]);
@@ -112,7 +113,7 @@ async fn shutdown_closes_clients_with_a_reason_and_drops_sessions() {
     let mut client = Client::connect(&server, "a");
     sync(&mut client, &Replica::new(1), "notes").await;
 
-    server.shutdown().await;
+    server.shutdown(Duration::from_secs(5)).await.unwrap();
     let reason = Some(CloseReason("server is shutting down".into()));
     assert_eq!(client.driver.await.unwrap().unwrap(), reason);
     assert!(server.open_documents().is_empty());
@@ -175,4 +176,81 @@ async fn transport_error_ends_serve_with_the_error() {
         std::error::Error::source(&error).unwrap().to_string(),
         "socket reset"
     );
+}
+
+/// A server over storage whose appends wait for a permit, with its gate.
+fn gated() -> (
+    teleportal_server::Server,
+    std::sync::Arc<tokio::sync::Semaphore>,
+) {
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let store = teleportal_storage::DocumentStore::new(GatedStorage::new(gate.clone()));
+    (teleportal_server::Server::new(store), gate)
+}
+
+#[tokio::test]
+async fn shutdown_finishes_appends_in_flight_and_acks_them_before_closing() {
+    let (server, gate) = gated();
+    let mut client = Client::connect(&server, "a");
+    sync(&mut client, &Replica::new(1), "notes").await;
+    let id = client.send(update_message("notes", Replica::new(1).type_text("kept")));
+    // The append is waiting for its permit when the shutdown begins.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let shutdown = tokio::spawn({
+        let server = server.clone();
+        async move { server.shutdown(Duration::from_secs(5)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!shutdown.is_finished(), "shutdown waits for the append");
+    gate.add_permits(1);
+
+    let (ack, _) = client.until_ack(id).await;
+    assert_eq!(ack.error, None, "the update was stored and acknowledged");
+    let reason = Some(CloseReason("server is shutting down".into()));
+    assert_eq!(client.driver.await.unwrap().unwrap(), reason);
+    shutdown.await.unwrap().expect("a clean shutdown");
+    assert_eq!(stored_text(&server, "notes").await, "kept");
+}
+
+#[tokio::test]
+async fn shutdown_past_its_deadline_reports_it_and_still_closes_the_stores() {
+    let (server, _gate) = gated();
+    let mut client = Client::connect(&server, "a");
+    sync(&mut client, &Replica::new(1), "notes").await;
+    // The gate never opens: this append cannot finish.
+    client.send(update_message("notes", Replica::new(1).type_text("stuck")));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let started = tokio::time::Instant::now();
+    let outcome = server.shutdown(Duration::from_millis(200)).await;
+    assert!(
+        matches!(
+            outcome,
+            Err(teleportal_server::ShutdownError::DeadlineExceeded { .. })
+        ),
+        "{outcome:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "bounded by the deadline"
+    );
+    // Past the deadline the connection gave up on its append and closed.
+    let reason = Some(CloseReason("server is shutting down".into()));
+    assert_eq!(client.driver.await.unwrap().unwrap(), reason);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_cancels_idle_unload_timers_instead_of_waiting_for_them() {
+    let server = memory_builder()
+        .config(ServerConfig::default().with_idle_timeout(Duration::from_secs(3600)))
+        .build();
+    let mut client = Client::connect(&server, "a");
+    sync(&mut client, &Replica::new(1), "notes").await;
+    drop(client.tx);
+    client.driver.await.unwrap().unwrap();
+    // An unload timer of an hour is armed; shutdown must not wait for it.
+    let started = tokio::time::Instant::now();
+    server.shutdown(Duration::from_secs(5)).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(server.open_documents().is_empty());
 }

@@ -12,8 +12,9 @@ fn cluster(n: usize, bus: &MemoryPubSub) -> Vec<Server> {
     let store = DocumentStore::new(MemoryStorage::new());
     (0..n)
         .map(|i| {
-            Server::new(store.clone())
-                .with_pubsub(NodePubSub::new(format!("node-{i}"), bus.clone()))
+            Server::builder(store.clone())
+                .pubsub(NodePubSub::new(format!("node-{i}"), bus.clone()))
+                .build()
         })
         .collect()
 }
@@ -139,8 +140,9 @@ async fn before_durable_publishes_only_once_stored() {
     let bus = MemoryPubSub::new();
     let servers: Vec<Server> = (0..2)
         .map(|i| {
-            Server::new(store.clone())
-                .with_pubsub(NodePubSub::new(format!("node-{i}"), bus.clone()))
+            Server::builder(store.clone())
+                .pubsub(NodePubSub::new(format!("node-{i}"), bus.clone()))
+                .build()
         })
         .collect();
     let (mut writer, mut local, mut remote) = (
@@ -174,9 +176,10 @@ async fn an_update_stored_but_never_published_still_reaches_the_other_nodes() {
     let bus = MemoryPubSub::new();
     let store = DocumentStore::new(MemoryStorage::new());
     let config = ServerConfig::default().with_missed_update_check(Some(Duration::from_millis(50)));
-    let survivor = Server::new(store.clone())
-        .with_config(config)
-        .with_pubsub(NodePubSub::new("survivor", bus.clone()));
+    let survivor = Server::builder(store.clone())
+        .config(config)
+        .pubsub(NodePubSub::new("survivor", bus.clone()))
+        .build();
     let mut client = Client::connect(&survivor, "reader");
     let replica = Replica::new(1);
     sync(&mut client, &replica, "doc").await;

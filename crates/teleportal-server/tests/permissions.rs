@@ -23,7 +23,7 @@ impl PermissionChecker for Roles {
 }
 
 fn server() -> teleportal_server::Server {
-    memory_server().with_permissions(Roles)
+    memory_builder().permissions(Roles).build()
 }
 
 const REASON: &str = "Insufficient permissions to access document notes";

@@ -27,7 +27,9 @@ fn gated_server(
     let storage = GatedStorage::new(Arc::clone(&gate));
     let fail = Arc::clone(&storage.fail);
     let store = DocumentStore::new(storage).with_size_limits(limits);
-    let server = Server::new(store).with_config(ServerConfig::default().with_relay(relay));
+    let server = Server::builder(store)
+        .config(ServerConfig::default().with_relay(relay))
+        .build();
     (server, gate, fail)
 }
 

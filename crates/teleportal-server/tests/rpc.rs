@@ -31,9 +31,10 @@ impl PermissionChecker for ReaderReadsOnly {
 
 fn server_with_milestones() -> (Server, Arc<MemoryStorage>) {
     let storage = Arc::new(MemoryStorage::new());
-    let server = Server::new(DocumentStore::new(storage.clone()))
-        .with_rpc(MilestoneRpc::new(storage.clone()))
-        .with_permissions(ReaderReadsOnly);
+    let server = Server::builder(DocumentStore::new(storage.clone()))
+        .rpc(MilestoneRpc::new(storage.clone()))
+        .permissions(ReaderReadsOnly)
+        .build();
     (server, storage)
 }
 
@@ -346,7 +347,7 @@ impl RpcHandler for Counter {
 
 #[tokio::test]
 async fn handler_parts_stream_before_the_response_and_failures_are_500() {
-    let server = memory_server().with_rpc(Counter);
+    let server = memory_builder().rpc(Counter).build();
     let mut client = Client::connect(&server, "alice");
     let id = client.send(request(
         "notes",
@@ -385,7 +386,7 @@ async fn handler_parts_stream_before_the_response_and_failures_are_500() {
 
 #[tokio::test]
 async fn client_responses_and_error_requests_are_acked_and_ignored() {
-    let server = memory_server().with_rpc(Counter);
+    let server = memory_builder().rpc(Counter).build();
     let mut client = Client::connect(&server, "alice");
     let response = Message::rpc(
         "notes",

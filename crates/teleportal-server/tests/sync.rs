@@ -151,6 +151,9 @@ impl DocumentStorage for BarrierStorage {
     async fn delete(&self, doc: &DocumentId) -> Result<(), StorageError> {
         self.inner.delete(doc).await
     }
+    async fn close(&self) -> Result<(), StorageError> {
+        self.inner.close().await
+    }
 }
 
 #[tokio::test]
@@ -293,8 +296,9 @@ async fn garbage_update_is_nacked_with_a_reason() {
 
 #[tokio::test]
 async fn message_past_the_size_limit_is_nacked_and_not_stored() {
-    let server = memory_server()
-        .with_config(teleportal_server::ServerConfig::default().with_max_message_size(64));
+    let server = memory_builder()
+        .config(teleportal_server::ServerConfig::default().with_max_message_size(64))
+        .build();
     let mut client = Client::connect(&server, "alice");
     let replica = Replica::new(1);
     let message = update_message("notes", replica.type_text(&"x".repeat(100)));
@@ -344,8 +348,9 @@ async fn failed_append_is_nacked_with_the_cause_and_not_relayed_after_durable() 
     storage
         .fail
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let server = Server::new(DocumentStore::new(storage))
-        .with_config(ServerConfig::default().with_relay(RelayMode::AfterDurable));
+    let server = Server::builder(DocumentStore::new(storage))
+        .config(ServerConfig::default().with_relay(RelayMode::AfterDurable))
+        .build();
     let mut watcher = Client::connect(&server, "bob");
     sync(&mut watcher, &Replica::new(2), "notes").await;
     let mut writer = Client::connect(&server, "alice");

@@ -186,7 +186,7 @@ impl PermissionChecker for ReadOnly {
 
 #[tokio::test]
 async fn y_websocket_denied_write_is_dropped_with_permission_denied() {
-    let server = memory_server().with_permissions(ReadOnly);
+    let server = memory_builder().permissions(ReadOnly).build();
     let mut y = YClient::connect(&server, "doc");
     assert!(matches!(
         y.recv().await,
@@ -206,7 +206,7 @@ async fn y_websocket_denied_write_is_dropped_with_permission_denied() {
 
 #[tokio::test]
 async fn y_websocket_reader_answers_sync_step_1_with_an_empty_update_unrefused() {
-    let server = memory_server().with_permissions(ReadOnly);
+    let server = memory_builder().permissions(ReadOnly).build();
     let mut y = YClient::connect(&server, "doc");
     assert!(matches!(
         y.recv().await,
@@ -273,8 +273,9 @@ async fn y_websocket_updates_follow_the_relay_mode() {
     for relay in [RelayMode::BeforeDurable, RelayMode::AfterDurable] {
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let store = teleportal_storage::DocumentStore::new(GatedStorage::new(Arc::clone(&gate)));
-        let server = teleportal_server::Server::new(store)
-            .with_config(ServerConfig::default().with_relay(relay));
+        let server = teleportal_server::Server::builder(store)
+            .config(ServerConfig::default().with_relay(relay))
+            .build();
         let mut tp = Client::connect(&server, "tp");
         let tp_doc = Replica::new(1);
         sync(&mut tp, &tp_doc, "doc").await;

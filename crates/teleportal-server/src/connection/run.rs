@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
-use futures::{Sink, Stream, StreamExt};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use teleportal_core::Frame;
 
+use crate::CloseReason;
 use crate::peer::{SEND_BATCH, Stop, drain_batch, send, send_batch};
 
 use super::in_flight::{InFlight, Next};
@@ -33,7 +34,12 @@ impl Connection {
             // Unbiased on purpose: a steady stream of broadcasts must not starve the client's
             // own messages, nor the other way round. A close is also seen by every `send`.
             tokio::select! {
-                reason = closer.closed() => return Err(Stop::Closed(reason)),
+                reason = closer.closed() => {
+                    if reason == CloseReason::shutdown() {
+                        self.finish_storing(&mut storing, outgoing).await;
+                    }
+                    return Err(Stop::Closed(reason));
+                }
                 broadcast = self.registration.queue.recv() => {
                     // The registration holds a sender, so the queue never ends while we run.
                     drain_batch(broadcast, &mut self.registration.queue, |b| b.frame.clone(), &mut batch);
@@ -94,6 +100,39 @@ impl Connection {
                         tokio::task::coop::consume_budget().await;
                     }
                 },
+            }
+        }
+    }
+
+    /// At shutdown: lets the updates being stored finish and sends their ACKs (or NACKs),
+    /// so a client is told about every update the store took. Stops early when the server's
+    /// shutdown deadline passes or the client stops reading.
+    async fn finish_storing<K>(
+        &mut self,
+        storing: &mut FuturesOrdered<BoxFuture<'static, InFlight>>,
+        outgoing: &mut K,
+    ) where
+        K: Sink<Frame> + Send + Unpin,
+    {
+        let stop = self.registration.server.stop_token().clone();
+        loop {
+            let done = tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                done = storing.next() => done,
+            };
+            let Some(done) = done else {
+                return;
+            };
+            for reply in self.finish(done).await {
+                let sent = tokio::select! {
+                    biased;
+                    () = stop.cancelled() => return,
+                    sent = outgoing.send(reply) => sent,
+                };
+                if sent.is_err() {
+                    return;
+                }
             }
         }
     }

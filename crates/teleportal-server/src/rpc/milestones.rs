@@ -32,13 +32,13 @@ const DELETED: &str = "deleted";
 /// use std::sync::Arc;
 ///
 /// use teleportal_server::Server;
-/// use teleportal_server::rpc::MilestoneRpc;
 /// use teleportal_storage::{DocumentStore, MemoryStorage};
 ///
 /// // One backend keeps documents and milestones.
 /// let storage = Arc::new(MemoryStorage::new());
-/// let server = Server::new(DocumentStore::new(storage.clone()))
-///     .with_rpc(MilestoneRpc::new(storage));
+/// let server = Server::builder(DocumentStore::new(storage.clone()))
+///     .milestones(storage) // registers `MilestoneRpc::new(storage)`
+///     .build();
 /// // Serve connections with `teleportal_server::serve`, or mount `teleportal-axum`.
 /// # drop(server);
 /// ```
@@ -53,6 +53,11 @@ impl<M: MilestoneStorage> MilestoneRpc<M> {
         MilestoneRpc {
             storage: Arc::new(storage),
         }
+    }
+
+    /// The store, for the server to close at shutdown.
+    pub(crate) fn storage(&self) -> Arc<dyn MilestoneStorage> {
+        Arc::clone(&self.storage) as Arc<dyn MilestoneStorage>
     }
 
     async fn list(&self, doc: &DocumentId, payload: &teleportal_core::Any) -> Answer {

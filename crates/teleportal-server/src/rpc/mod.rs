@@ -26,7 +26,7 @@
 //!     }
 //! }
 //!
-//! let server = Server::new(DocumentStore::new(MemoryStorage::new())).with_rpc(Echo);
+//! let server = Server::builder(DocumentStore::new(MemoryStorage::new())).rpc(Echo).build();
 //! // Serve connections with `teleportal_server::serve`, or mount `teleportal-axum`.
 //! # drop(server);
 //! ```

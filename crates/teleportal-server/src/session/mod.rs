@@ -18,7 +18,7 @@ use teleportal_pubsub::{NodePubSub, Subscription};
 use teleportal_storage::{DocumentId, DocumentStore};
 use tokio::task::JoinHandle;
 
-use crate::ServerConfig;
+use crate::Server;
 use crate::audit::SeenUpdates;
 use crate::awareness::AwarenessStates;
 use crate::dedup::RecentIds;
@@ -90,12 +90,13 @@ impl Session {
     pub(crate) fn open(
         name: &str,
         document: &str,
-        store: DocumentStore,
-        pubsub: Option<NodePubSub>,
+        server: &Server,
         subscription: Option<Subscription>,
-        config: &ServerConfig,
         audit_from: Option<u64>,
     ) -> Arc<Session> {
+        let config = server.config();
+        let store = server.store().clone();
+        let pubsub = server.pubsub().cloned();
         let (dedup_window, relay) = (config.dedup_window, config.relay);
         let missed_update_check = config.missed_update_check.zip(audit_from);
         let session = Arc::new(Session {
@@ -118,11 +119,11 @@ impl Session {
         });
         if let Some(subscription) = subscription {
             // The task holds a weak reference so that dropping the session ends it.
-            let task = tokio::spawn(relay_remote(
-                Arc::downgrade(&session),
-                subscription,
-                missed_update_check,
-            ));
+            let relay = relay_remote(Arc::downgrade(&session), subscription, missed_update_check);
+            let stop = server.stop_token().clone();
+            let task = server.tasks().spawn(async move {
+                stop.run_until_cancelled(relay).await;
+            });
             *lock(&session.task) = Some(task);
         }
         session

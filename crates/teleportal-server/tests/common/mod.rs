@@ -263,7 +263,12 @@ pub async fn stored_text(server: &Server, document: &str) -> String {
 }
 
 pub fn memory_server() -> Server {
-    Server::new(teleportal_storage::DocumentStore::new(
+    memory_builder().build()
+}
+
+/// A server over memory storage, to configure before building.
+pub fn memory_builder() -> teleportal_server::ServerBuilder {
+    Server::builder(teleportal_storage::DocumentStore::new(
         teleportal_storage::MemoryStorage::new(),
     ))
 }
@@ -330,5 +335,8 @@ impl teleportal_storage::DocumentStorage for GatedStorage {
         doc: &teleportal_storage::DocumentId,
     ) -> Result<(), teleportal_storage::StorageError> {
         self.inner.delete(doc).await
+    }
+    async fn close(&self) -> Result<(), teleportal_storage::StorageError> {
+        self.inner.close().await
     }
 }

@@ -62,8 +62,9 @@ const HASH_OFF_THREAD: usize = 64 * 1024;
 /// use teleportal_storage::{DocumentStore, MemoryStorage};
 ///
 /// let storage = Arc::new(MemoryStorage::new());
-/// let server = Server::new(DocumentStore::new(storage.clone()))
-///     .with_rpc(FileRpc::in_store(storage).with_max_size(64 << 20));
+/// let server = Server::builder(DocumentStore::new(storage.clone()))
+///     .files(FileRpc::in_store(storage).with_max_size(64 << 20))
+///     .build();
 /// // Serve connections with `teleportal_server::serve`, or mount `teleportal-axum`.
 /// # drop(server);
 /// ```
@@ -103,6 +104,14 @@ impl<F: FileStorage, U: TemporaryUploadStorage> FileRpc<F, U> {
     /// streamed across (see the type's docs, and [`FileRpc::in_store`]).
     pub fn new(files: F, uploads: U) -> Self {
         FileRpc::from_arcs(Arc::new(files), Arc::new(uploads))
+    }
+
+    /// The file and upload stores, for the server to expire uploads and close them.
+    pub(crate) fn stores(&self) -> (Arc<dyn FileStorage>, Arc<dyn TemporaryUploadStorage>) {
+        (
+            Arc::clone(&self.files) as Arc<dyn FileStorage>,
+            Arc::clone(&self.uploads) as Arc<dyn TemporaryUploadStorage>,
+        )
     }
 
     fn from_arcs(files: Arc<F>, uploads: Arc<U>) -> Self {

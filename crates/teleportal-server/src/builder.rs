@@ -1,0 +1,165 @@
+//! [`ServerBuilder`]: assembles a [`Server`] from its stores, hooks and settings.
+
+use std::fmt;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use teleportal_pubsub::NodePubSub;
+use teleportal_storage::{
+    DocumentStore, FileStorage, MilestoneStorage, StorageError, TemporaryUploadStorage,
+};
+
+use crate::rpc::{FileRpc, MilestoneRpc, RpcHandler, RpcRegistry};
+use crate::{AllowAll, PermissionChecker, Server, ServerConfig};
+
+/// Closes one store at shutdown; named for the error it reports.
+pub(crate) struct StoreCloser {
+    pub(crate) what: &'static str,
+    pub(crate) close: Box<dyn Fn() -> BoxFuture<'static, Result<(), StorageError>> + Send + Sync>,
+}
+
+impl fmt::Debug for StoreCloser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.what)
+    }
+}
+
+/// Everything a server is made of, before it serves. Made by [`Server::builder`].
+///
+/// Each setting has a default: [`ServerConfig::default`], [`AllowAll`], no pub/sub (one
+/// node), no milestones or files (their RPC methods answer `501 Unknown RPC method`).
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use teleportal_server::rpc::FileRpc;
+/// use teleportal_server::{Server, ServerConfig};
+/// use teleportal_storage::{DocumentStore, MemoryStorage};
+///
+/// // One backend keeps documents, milestones, files and uploads.
+/// let storage = Arc::new(MemoryStorage::new());
+/// let server = Server::builder(DocumentStore::new(storage.clone()))
+///     .milestones(storage.clone())
+///     .files(FileRpc::in_store(storage))
+///     .config(ServerConfig::default().with_send_queue(256))
+///     .build();
+/// assert_eq!(server.config().send_queue, 256);
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ServerBuilder {
+    store: DocumentStore,
+    config: ServerConfig,
+    permissions: Arc<dyn PermissionChecker>,
+    pubsub: Option<NodePubSub>,
+    rpc: RpcRegistry,
+    closers: Vec<StoreCloser>,
+    uploads: Option<Arc<dyn TemporaryUploadStorage>>,
+}
+
+impl fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .field("pubsub", &self.pubsub)
+            .field("rpc", &self.rpc)
+            .field("closes", &self.closers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerBuilder {
+    pub(crate) fn new(store: DocumentStore) -> Self {
+        ServerBuilder {
+            store,
+            config: ServerConfig::default(),
+            permissions: Arc::new(AllowAll),
+            pubsub: None,
+            rpc: RpcRegistry::default(),
+            closers: Vec::new(),
+            uploads: None,
+        }
+    }
+
+    /// Sets the configuration (default [`ServerConfig::default`]).
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the permission hook every incoming message passes (default [`AllowAll`]).
+    pub fn permissions(mut self, permissions: impl PermissionChecker) -> Self {
+        self.permissions = Arc::new(permissions);
+        self
+    }
+
+    /// Fans documents out to other nodes on `pubsub` (its node id must be unique on the bus).
+    pub fn pubsub(mut self, pubsub: NodePubSub) -> Self {
+        self.pubsub = Some(pubsub);
+        self
+    }
+
+    /// Answers the milestone RPC methods from `storage` ([`MilestoneRpc`]), and closes it at
+    /// shutdown.
+    pub fn milestones<M: MilestoneStorage>(mut self, storage: M) -> Self {
+        let rpc = MilestoneRpc::new(storage);
+        let storage = rpc.storage();
+        self.closers.push(StoreCloser {
+            what: "milestone",
+            close: Box::new(move || {
+                let storage = Arc::clone(&storage);
+                Box::pin(async move { storage.close().await })
+            }),
+        });
+        self.rpc(rpc)
+    }
+
+    /// Answers file uploads and downloads ([`FileRpc`]: files in the document store with
+    /// [`FileRpc::in_store`], or split file and upload stores with [`FileRpc::new`]). Uploads
+    /// abandoned for [`ServerConfig::upload_max_age`] are removed in the background; both
+    /// stores are closed at shutdown.
+    pub fn files<F: FileStorage, U: TemporaryUploadStorage>(
+        mut self,
+        files: FileRpc<F, U>,
+    ) -> Self {
+        let (file_store, uploads) = files.stores();
+        self.closers.push(StoreCloser {
+            what: "file",
+            close: Box::new(move || {
+                let files = Arc::clone(&file_store);
+                Box::pin(async move { files.close().await })
+            }),
+        });
+        let upload_store = Arc::clone(&uploads);
+        self.closers.push(StoreCloser {
+            what: "upload",
+            close: Box::new(move || {
+                let uploads = Arc::clone(&upload_store);
+                Box::pin(async move { uploads.close().await })
+            }),
+        });
+        self.uploads = Some(uploads);
+        self.rpc(files)
+    }
+
+    /// Answers RPC requests for the handler's methods (see [`crate::rpc`]); a method named by
+    /// an earlier handler is taken over.
+    pub fn rpc(mut self, handler: impl RpcHandler) -> Self {
+        self.rpc.register(Arc::new(handler));
+        self
+    }
+
+    /// The server. Its background work (upload expiry) starts now when called inside a tokio
+    /// runtime, otherwise with the first connection.
+    pub fn build(self) -> Server {
+        Server::assemble(
+            self.store,
+            self.config,
+            self.permissions,
+            self.pubsub,
+            self.rpc,
+            self.closers,
+            self.uploads,
+        )
+    }
+}
