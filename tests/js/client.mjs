@@ -20,6 +20,7 @@
 //   peer-gone:NAME   wait until no client's awareness state has name NAME
 //   closed           wait until the server closes the connection; adds its "code" and "reason"
 //   print            print the text
+//   sleep:MS         wait MS milliseconds (lets an update that will be refused reach the server)
 //
 // Each step's line is {"step", "content", "clientID"}, plus what the step adds.
 import * as Y from 'yjs'
@@ -136,6 +137,9 @@ const run = async (step) => {
       break
     }
     case 'print':
+      break
+    case 'sleep':
+      await new Promise((resolve) => setTimeout(resolve, Number(arg)))
       break
     default:
       throw new Error(`unknown step ${JSON.stringify(step)}`)

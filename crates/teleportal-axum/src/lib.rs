@@ -25,7 +25,12 @@
 //! The path alone decides the protocol, so a connection never has to be sniffed.
 //!
 //! # Identity and authentication
-//! [`router`] does no authentication: every connection gets a fresh `anonymous-<n>` client id
+//! [`RouterBuilder::authenticate`] is the identity hook: an async function from the
+//! [`ConnectRequest`] (headers, URI, query, document) to a [`ClientContext`], or to the HTTP
+//! response that refuses the connection before the upgrade. Token authentication is one such
+//! hook ([`RouterBuilder::with_auth`]).
+//!
+//! Without a hook ([`router`]) there is no authentication: every connection gets a fresh `anonymous-<n>` client id
 //! and `?token=` is ignored (never used as an id: the client id is shown to other clients in
 //! presence, and a token there would leak). Mount it only where every client may read and
 //! write every document.
@@ -37,8 +42,9 @@
 //!   **403**, no upgrade (a y-websocket connection has exactly that one document);
 //! - otherwise the connection's client id and user are the token's `userId` and its claims
 //!   ride along ([`ClientContext::with_identity`]) for
-//!   [`TokenPermissionChecker`](teleportal_auth::TokenPermissionChecker), which the router
-//!   installs on its copy of the server, to check every message;
+//!   [`TokenPermissionChecker`](teleportal_auth::TokenPermissionChecker), attached as the
+//!   connection's own checker ([`ClientContext::with_permissions`]): every message must pass
+//!   it *and* the server's checker;
 //! - a token with a `room` puts the connection's documents in that room's namespace
 //!   ([`room_prefix`](teleportal_auth::room_prefix), `<len>:<room>/`): clients keep using plain
 //!   names, and two rooms never share a document whatever the names.
@@ -83,10 +89,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Router;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
+#[cfg(feature = "auth")]
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Uri};
+#[cfg(feature = "auth")]
+use axum::response::IntoResponse;
+use axum::response::Response;
 use axum::routing::get;
+use std::future::Future;
+
 use futures::SinkExt;
+use futures::future::BoxFuture;
 use teleportal_core::{Frame, YMessage};
 use teleportal_server::{ClientContext, CloseReason, Server, ServerError};
 
@@ -98,23 +111,15 @@ pub use teleportal_core::frame::{PING, PONG};
 /// applied, so it can be served directly or merged into an application's router. Connections
 /// run until the client leaves or the engine closes them.
 pub fn router(server: Server) -> Router {
-    routes(Shared {
-        server,
-        anonymous: Arc::new(AtomicU64::new(0)),
-        #[cfg(feature = "auth")]
-        tokens: None,
-        #[cfg(feature = "auth")]
-        rate_limit: None,
-    })
+    RouterBuilder::new(server).build()
 }
 
 /// Like [`router`], but every connection must carry a `?token=` that `tokens` verifies (see
 /// the crate docs for the answers), and the server checks every message against the token's
 /// `documentAccess`.
 ///
-/// `server`'s permission checker is replaced with
-/// [`TokenPermissionChecker`](teleportal_auth::TokenPermissionChecker) in the router's copy;
-/// clones share everything else, so [`Server::shutdown`] on the caller's clone still works.
+/// Each connection carries [`TokenPermissionChecker`](teleportal_auth::TokenPermissionChecker)
+/// as its own checker, asked beside `server`'s: both must allow a message.
 ///
 /// ```no_run
 /// use teleportal_auth::TokenConfig;
@@ -130,9 +135,52 @@ pub fn router_with_auth(server: Server, tokens: teleportal_auth::TokenConfig) ->
     RouterBuilder::new(server).with_auth(tokens).build()
 }
 
-/// Builds a router with optional token authentication and rate limits (feature `auth`).
+/// What a connection asked for, given to the identity hook before the upgrade.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectRequest {
+    /// The upgrade request's headers (cookies, `Authorization`, `Origin`, ...).
+    pub headers: HeaderMap,
+    /// The request URI.
+    pub uri: Uri,
+    /// The query string's parameters (`?token=…`, `?user=…`).
+    pub query: HashMap<String, String>,
+    /// The document of a y-websocket connection (its path); `None` for a Teleportal
+    /// connection, which names documents per message.
+    pub document: Option<String>,
+}
+
+/// The identity hook: who a connection is, or the response refusing it.
+type Authenticate = Arc<
+    dyn Fn(ConnectRequest) -> BoxFuture<'static, Result<ClientContext, Response>> + Send + Sync,
+>;
+
+/// Builds a router: an identity hook, and (feature `auth`) token authentication and rate
+/// limits.
 ///
 /// ```
+/// use axum::http::StatusCode;
+/// use axum::response::IntoResponse;
+/// use teleportal_server::{ClientContext, Server};
+/// use teleportal_storage::{DocumentStore, MemoryStorage};
+///
+/// let server = Server::new(DocumentStore::new(MemoryStorage::new()));
+/// // Who a connection is: here, `?user=` (trusting a proxy in front that checked it).
+/// let app = teleportal_axum::RouterBuilder::new(server)
+///     .authenticate(|request| async move {
+///         match request.query.get("user") {
+///             Some(user) => Ok(ClientContext::new(user.clone()).with_user(user.clone())),
+///             None => Err((StatusCode::UNAUTHORIZED, "?user= is missing").into_response()),
+///         }
+///     })
+///     .build();
+/// # drop(app);
+/// ```
+///
+/// With feature `auth`:
+///
+/// ```
+/// # #[cfg(feature = "auth")] {
 /// use std::sync::Arc;
 /// use teleportal_auth::{MemoryRateLimiter, RateLimitRule, TokenConfig};
 /// use teleportal_server::Server;
@@ -145,31 +193,57 @@ pub fn router_with_auth(server: Server, tokens: teleportal_auth::TokenConfig) ->
 ///     .with_rate_limit(Arc::new(limiter), 50)
 ///     .build();
 /// # drop(app);
+/// # }
 /// ```
-#[cfg(feature = "auth")]
-#[derive(Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct RouterBuilder {
     server: Server,
-    tokens: Option<teleportal_auth::TokenConfig>,
+    authenticate: Option<Authenticate>,
+    #[cfg(feature = "auth")]
     rate_limit: Option<RateLimit>,
 }
 
-#[cfg(feature = "auth")]
+impl std::fmt::Debug for RouterBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterBuilder")
+            .field("server", &self.server)
+            .field("authenticate", &self.authenticate.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl RouterBuilder {
     /// A builder for a router mounting `server`, with no authentication and no limits.
     pub fn new(server: Server) -> Self {
         Self {
             server,
-            tokens: None,
+            authenticate: None,
+            #[cfg(feature = "auth")]
             rate_limit: None,
         }
     }
 
-    /// Requires a `?token=` that `tokens` verifies; see [`router_with_auth`].
-    #[must_use]
-    pub fn with_auth(mut self, tokens: teleportal_auth::TokenConfig) -> Self {
-        self.tokens = Some(tokens);
+    /// Sets the identity hook, run before each upgrade: `Ok(client)` upgrades with that
+    /// context, `Err(response)` answers the request with it (say 401 or 403) and upgrades
+    /// nothing. A later call replaces an earlier one (and [`with_auth`](Self::with_auth)).
+    pub fn authenticate<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(ConnectRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<ClientContext, Response>> + Send + 'static,
+    {
+        self.authenticate = Some(Arc::new(move |request| Box::pin(hook(request))));
         self
+    }
+
+    /// Requires a `?token=` that `tokens` verifies (see [`router_with_auth`]): the identity
+    /// hook that verifies JWTs.
+    #[cfg(feature = "auth")]
+    pub fn with_auth(self, tokens: teleportal_auth::TokenConfig) -> Self {
+        let tokens = Arc::new(tokens);
+        self.authenticate(move |request: ConnectRequest| {
+            let verified = authenticate(&tokens, &request.query, request.document.as_deref());
+            std::future::ready(verified.map_err(IntoResponse::into_response))
+        })
     }
 
     /// Counts every incoming Teleportal message but acks and pings against `limiter`,
@@ -178,7 +252,7 @@ impl RouterBuilder {
     /// nothing, and the violation after `max_violations` closes the connection with code 1008
     /// and the reason. y-websocket connections count the same way, but have no NACK: their
     /// message over a limit is held back for its `retryAfter` instead (see the crate docs).
-    #[must_use]
+    #[cfg(feature = "auth")]
     pub fn with_rate_limit(
         mut self,
         limiter: Arc<dyn teleportal_auth::RateLimiter>,
@@ -191,14 +265,13 @@ impl RouterBuilder {
         self
     }
 
-    /// The router. With [`with_auth`](Self::with_auth), each connection's token grants are
-    /// checked beside the server's own permission checker: a message passes only if both
-    /// allow it.
+    /// The router.
     pub fn build(self) -> Router {
         routes(Shared {
             server: self.server,
             anonymous: Arc::new(AtomicU64::new(0)),
-            tokens: self.tokens.map(Arc::new),
+            authenticate: self.authenticate,
+            #[cfg(feature = "auth")]
             rate_limit: self.rate_limit,
         })
     }
@@ -225,6 +298,7 @@ fn routes(state: Shared) -> Router {
 const READ_BUFFER: usize = 8 * 1024;
 
 /// An HTTP answer refusing a connection before the upgrade, with a short body.
+#[cfg(feature = "auth")]
 type Refused = (StatusCode, &'static str);
 
 /// What every connection handler shares.
@@ -233,30 +307,29 @@ struct Shared {
     server: Server,
     /// Numbers connections that came without a token, so their ids never collide.
     anonymous: Arc<AtomicU64>,
-    /// The verifier, when connections must authenticate.
-    #[cfg(feature = "auth")]
-    tokens: Option<Arc<teleportal_auth::TokenConfig>>,
+    /// The identity hook; `None`: every connection is anonymous.
+    authenticate: Option<Authenticate>,
     #[cfg(feature = "auth")]
     rate_limit: Option<RateLimit>,
 }
 
 impl Shared {
     /// The connection's identity, or the HTTP answer refusing it before the upgrade.
-    // Without `auth` nothing is refused and the document is not looked at.
-    #[cfg_attr(not(feature = "auth"), allow(unused_variables))]
-    fn client(
+    async fn client(
         &self,
-        query: &HashMap<String, String>,
-        document: Option<&str>,
-    ) -> Result<ClientContext, Refused> {
-        #[cfg(feature = "auth")]
-        if let Some(tokens) = &self.tokens {
-            return authenticate(tokens, query, document);
+        request: impl FnOnce() -> ConnectRequest,
+    ) -> Result<ClientContext, Response> {
+        match &self.authenticate {
+            Some(hook) => hook(request()).await,
+            None => Ok(self.anonymous()),
         }
-        Ok(ClientContext::new(format!(
+    }
+
+    fn anonymous(&self) -> ClientContext {
+        ClientContext::new(format!(
             "anonymous-{}",
             self.anonymous.fetch_add(1, Ordering::Relaxed)
-        )))
+        ))
     }
 
     /// Applies the engine's message size limit to the WebSocket itself, so an oversized
@@ -274,11 +347,19 @@ impl Shared {
 async fn teleportal_upgrade(
     State(shared): State<Shared>,
     Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    uri: Uri,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let client = match shared.client(&query, None) {
+    let request = || ConnectRequest {
+        headers,
+        uri,
+        query,
+        document: None,
+    };
+    let client = match shared.client(request).await {
         Ok(client) => client,
-        Err((status, reason)) => return (status, reason).into_response(),
+        Err(refused) => return refused,
     };
     shared
         .limit(upgrade)
@@ -289,15 +370,56 @@ async fn y_protocols_upgrade(
     State(shared): State<Shared>,
     Path(document): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    uri: Uri,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let client = match shared.client(&query, Some(&document)) {
+    let request = || ConnectRequest {
+        headers,
+        uri,
+        query,
+        document: Some(document.clone()),
+    };
+    let client = match shared.client(request).await {
         Ok(client) => client,
-        Err((status, reason)) => return (status, reason).into_response(),
+        Err(refused) => return refused,
     };
     shared
         .limit(upgrade)
         .on_upgrade(move |socket| y_protocols_connection(shared, client, document, socket))
+}
+
+/// Serves one upgraded Teleportal WebSocket as `client`, for applications that route and
+/// authenticate themselves: what the router's `GET /` does after its identity hook (with the
+/// server's message size limit, without the router's rate limits). Apply the size limit to
+/// the upgrade yourself ([`WebSocketUpgrade::max_message_size`]). Returns when the connection
+/// ends, after the close frame with the engine's reason.
+pub async fn serve_teleportal_socket(server: &Server, client: ClientContext, socket: WebSocket) {
+    teleportal_connection(Shared::plain(server), client, socket).await;
+}
+
+/// Serves one upgraded y-websocket WebSocket for `document` as `client`; see
+/// [`serve_teleportal_socket`].
+pub async fn serve_y_websocket_socket(
+    server: &Server,
+    client: ClientContext,
+    document: String,
+    socket: WebSocket,
+) {
+    y_protocols_connection(Shared::plain(server), client, document, socket).await;
+}
+
+impl Shared {
+    /// Shared state for one connection served outside the router: no hook, no limits.
+    fn plain(server: &Server) -> Shared {
+        Shared {
+            server: server.clone(),
+            anonymous: Arc::new(AtomicU64::new(0)),
+            authenticate: None,
+            #[cfg(feature = "auth")]
+            rate_limit: None,
+        }
+    }
 }
 
 /// Verifies `?token=` and, for a one-document connection, read access to the document.
@@ -307,10 +429,42 @@ fn authenticate(
     query: &HashMap<String, String>,
     document: Option<&str>,
 ) -> Result<ClientContext, Refused> {
+    verify_token(tokens, query.get("token").map(String::as_str), document)
+}
+
+/// What [`RouterBuilder::with_auth`] does with a connection's token, for identity hooks that
+/// find the token elsewhere (a header, a cookie) or add to the context: verifies `token`
+/// (401 when missing or invalid) and, for a y-websocket connection's `document`, read access
+/// (403); the context has the token's user, room namespace and claims, and
+/// [`TokenPermissionChecker`](teleportal_auth::TokenPermissionChecker) as its own checker.
+///
+/// ```
+/// use teleportal_auth::{DocumentAccess, Permission, TokenConfig};
+///
+/// let tokens = TokenConfig::new("shared-secret");
+/// let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+/// let access = vec![DocumentAccess::new("notes", &[Permission::Read])];
+/// let token = tokens.mint(&tokens.claims("alice", "", Some(access), now.as_secs())).unwrap();
+///
+/// let client = teleportal_axum::verify_token(&tokens, Some(&token), Some("notes")).unwrap();
+/// assert_eq!(client.user.as_deref(), Some("alice"));
+/// let refused = teleportal_axum::verify_token(&tokens, Some(&token), Some("drafts"));
+/// assert_eq!(refused.unwrap_err().0.as_u16(), 403);
+/// assert_eq!(teleportal_axum::verify_token(&tokens, None, None).unwrap_err().0.as_u16(), 401);
+/// ```
+///
+/// # Errors
+/// The status and a short body to answer the upgrade request with.
+#[cfg(feature = "auth")]
+pub fn verify_token(
+    tokens: &teleportal_auth::TokenConfig,
+    token: Option<&str>,
+    document: Option<&str>,
+) -> Result<ClientContext, (StatusCode, &'static str)> {
     use teleportal_auth::TokenPermissionChecker;
     use teleportal_server::Access;
 
-    let Some(token) = query.get("token").filter(|t| !t.is_empty()) else {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Err((StatusCode::UNAUTHORIZED, "missing token"));
     };
     let now = std::time::SystemTime::now()
