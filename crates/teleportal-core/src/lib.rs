@@ -62,6 +62,11 @@ pub mod storage_format;
 pub mod y_protocols;
 pub mod yjs;
 
+/// A boxed error from another library (a backend's client, a WebSocket library), kept as the
+/// [`source`](std::error::Error::source) of this family's errors; every crate re-exports this
+/// one type.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 pub use any::Any;
 pub use envelope::{Compaction, ContentEnvelope, SidecarRange};
 pub use error::DecodeError;

@@ -43,7 +43,8 @@ mod node;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use async_trait::async_trait;
+/// The attribute [`PubSub`] is implemented with, so an adapter needs no dependency of its own.
+pub use async_trait::async_trait;
 use futures::Stream;
 pub use memory::{DEFAULT_CAPACITY, MemoryPubSub};
 pub use node::NodePubSub;
@@ -54,8 +55,8 @@ pub fn document_topic(document: &str) -> String {
     format!("document/{document}")
 }
 
-/// A boxed error from a backend's client library.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+/// A boxed error from another library: the family's one [`teleportal_core::BoxError`].
+pub use teleportal_core::BoxError;
 
 /// Why a pub/sub operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -4,8 +4,8 @@ use teleportal_core::DecodeError;
 use teleportal_pubsub::PubSubError;
 use teleportal_storage::StorageError;
 
-/// A boxed error from a transport.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+/// A boxed error from another library: the family's one [`teleportal_core::BoxError`].
+pub use teleportal_core::BoxError;
 
 /// Why serving a connection, or handling one of its messages, failed.
 ///

@@ -85,6 +85,7 @@ mod server;
 mod session;
 mod y_protocols;
 
+/// The attribute [`PermissionChecker`] and [`rpc::RpcHandler`] are implemented with.
 pub use async_trait::async_trait;
 pub use builder::ServerBuilder;
 pub use client::{ClientContext, CloseReason};

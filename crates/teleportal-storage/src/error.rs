@@ -2,9 +2,8 @@
 
 use crate::DocumentId;
 
-/// A boxed error from a backend's own client library, reached through
-/// [`std::error::Error::source`].
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+/// A boxed error from another library: the family's one [`teleportal_core::BoxError`].
+pub use teleportal_core::BoxError;
 
 /// Why a storage operation failed.
 ///

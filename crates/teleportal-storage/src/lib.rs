@@ -58,6 +58,8 @@ mod store;
 mod update;
 mod upload;
 
+/// The attribute the storage traits are implemented with, so a backend needs no dependency of its own.
+pub use async_trait::async_trait;
 pub use batching::VirtualStorage;
 pub use document::{
     AppendOptions, AppendReceipt, DocumentMetadata, DocumentStorage, Seq, StoredDocument,

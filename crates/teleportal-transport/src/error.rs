@@ -3,8 +3,8 @@
 use teleportal_core::DecodeError;
 use teleportal_core::codec::CodecError;
 
-/// A boxed error from a transport this crate wraps (a WebSocket library, a channel).
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+/// A boxed error from another library: the family's one [`teleportal_core::BoxError`].
+pub use teleportal_core::BoxError;
 
 /// Why a transport could not carry a message.
 ///
