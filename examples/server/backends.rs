@@ -6,118 +6,86 @@ use std::sync::Arc;
 
 use teleportal::pubsub::NodePubSub;
 use teleportal::server::Server;
-use teleportal::server::rpc::FileRpc;
 use teleportal::storage::{
-    DocumentStorage, DocumentStore, FileStorage, FinishUpload, LocalFileStorage, MilestoneStorage,
-    SqliteStorage, TemporaryUploadStorage,
+    DocumentStorage, FileStorage, FileStores, LocalFileStorage, SqliteStorage, StoreBundle,
+    TemporaryUploadStorage,
 };
 
 use crate::Error;
 
-/// Where uploads in progress and finished files live.
-enum Files {
-    /// One store for both, which turns a finished upload into a file where it lies.
-    InPlace(Arc<dyn FinishUpload>),
-    /// Files in another store (S3): a finished upload is streamed across, a chunk at a time.
-    Apart {
-        uploads: Arc<dyn TemporaryUploadStorage>,
-        files: Arc<dyn FileStorage>,
-    },
-}
-
-/// Where documents, milestones, uploads and files live.
+/// Opens where documents, milestones, uploads and files live, as the flags say.
 ///
 /// By default documents and milestones are in SQLite in `--data`, uploads and files are plain
 /// files under `--data/files` ([`LocalFileStorage`]); `--storage postgres://…` keeps all of it
 /// in PostgreSQL. `--storage s3://…` moves documents to S3 (milestones and uploads in progress
 /// stay in `--data`), and `--files s3://…` moves finished files there.
-pub(crate) struct Storage {
-    documents: Arc<dyn DocumentStorage>,
-    milestones: Arc<dyn MilestoneStorage>,
-    files: Files,
+pub(crate) async fn open_stores(
+    storage: Option<&str>,
+    schema: Option<&str>,
+    files: Option<&str>,
+    data: &Path,
+) -> Result<StoreBundle, Error> {
+    let postgres =
+        storage.filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+    let s3_documents = storage.filter(|u| u.starts_with("s3://"));
+    if let Some(url) = storage
+        && postgres.is_none()
+        && s3_documents.is_none()
+    {
+        return Err(format!("--storage {url:?}: expected postgres://… or s3://…").into());
+    }
+    let mut stores = match postgres {
+        Some(url) => postgres_stores(url, schema).await?,
+        None => {
+            let sqlite = Arc::new(SqliteStorage::open(data)?);
+            let mut stores = StoreBundle::documents(sqlite.clone());
+            stores.milestones = Some(sqlite);
+            let local = LocalFileStorage::open(data.join("files"))?;
+            stores.files = Some(FileStores::InPlace(Arc::new(local)));
+            stores
+        }
+    };
+    if let Some(url) = s3_documents {
+        stores.documents = s3_documents_at(url)?;
+    }
+    if let Some(url) = files {
+        let uploads = match stores.files.take() {
+            Some(FileStores::InPlace(store)) => store as Arc<dyn TemporaryUploadStorage>,
+            Some(FileStores::Split { uploads, .. }) => uploads,
+            None => Arc::new(LocalFileStorage::open(data.join("files"))?),
+        };
+        stores.files = Some(FileStores::Split {
+            uploads,
+            files: s3_files_at(url)?,
+        });
+    }
+    Ok(stores)
 }
 
-impl Storage {
-    /// Opens the stores the flags name.
-    pub(crate) async fn open(
-        storage: Option<&str>,
-        schema: Option<&str>,
-        files: Option<&str>,
-        data: &Path,
-    ) -> Result<Self, Error> {
-        let postgres =
-            storage.filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
-        let s3_documents = storage.filter(|u| u.starts_with("s3://"));
-        if let Some(url) = storage
-            && postgres.is_none()
-            && s3_documents.is_none()
-        {
-            return Err(format!("--storage {url:?}: expected postgres://… or s3://…").into());
-        }
-        let mut opened = match postgres {
-            Some(url) => Self::postgres(url, schema).await?,
-            None => {
-                let sqlite = Arc::new(SqliteStorage::open(data)?);
-                Storage {
-                    documents: sqlite.clone(),
-                    milestones: sqlite.clone(),
-                    files: Files::InPlace(Arc::new(LocalFileStorage::open(data.join("files"))?)),
-                }
-            }
-        };
-        if let Some(url) = s3_documents {
-            opened.documents = s3_documents_at(url)?;
-        }
-        if let Some(url) = files {
-            let uploads = match opened.files {
-                Files::InPlace(store) => store as Arc<dyn TemporaryUploadStorage>,
-                Files::Apart { uploads, .. } => uploads,
-            };
-            opened.files = Files::Apart {
-                uploads,
-                files: s3_files_at(url)?,
-            };
-        }
-        Ok(opened)
+#[cfg(feature = "postgres")]
+async fn postgres_stores(url: &str, schema: Option<&str>) -> Result<StoreBundle, Error> {
+    use teleportal::postgres::{PostgresConfig, PostgresStorage};
+    let mut config = PostgresConfig::from_url(url)?;
+    if let Some(schema) = schema {
+        config = config.with_schema(schema);
     }
+    Ok(StoreBundle::all_in(PostgresStorage::connect(config).await?))
+}
 
-    #[cfg(feature = "postgres")]
-    async fn postgres(url: &str, schema: Option<&str>) -> Result<Self, Error> {
-        use teleportal::postgres::{PostgresConfig, PostgresStorage};
-        let mut config = PostgresConfig::from_url(url)?;
-        if let Some(schema) = schema {
-            config = config.with_schema(schema);
-        }
-        let pg = Arc::new(PostgresStorage::connect(config).await?);
-        Ok(Storage {
-            documents: pg.clone(),
-            milestones: pg.clone(),
-            files: Files::InPlace(pg),
-        })
-    }
+#[cfg(not(feature = "postgres"))]
+async fn postgres_stores(_url: &str, _schema: Option<&str>) -> Result<StoreBundle, Error> {
+    Err(missing_feature("postgres"))
+}
 
-    #[cfg(not(feature = "postgres"))]
-    async fn postgres(_url: &str, _schema: Option<&str>) -> Result<Self, Error> {
-        Err(missing_feature("postgres"))
+/// A server over `stores`, answering milestone and file RPCs too; it closes every store when
+/// it shuts down.
+pub(crate) fn server(stores: StoreBundle, pubsub: Option<NodePubSub>) -> Server {
+    let builder = Server::builder(stores.document_store()).stores(stores);
+    match pubsub {
+        Some(pubsub) => builder.pubsub(pubsub),
+        None => builder,
     }
-
-    /// A server over these stores, answering milestone and file RPCs too; it closes every
-    /// store when it shuts down.
-    pub(crate) fn server(&self, pubsub: Option<NodePubSub>) -> Server {
-        let builder = Server::builder(DocumentStore::from_arc(self.documents.clone()))
-            .milestones(self.milestones.clone());
-        let builder = match &self.files {
-            Files::InPlace(store) => builder.files(FileRpc::in_store(store.clone())),
-            Files::Apart { uploads, files } => {
-                builder.files(FileRpc::new(files.clone(), uploads.clone()))
-            }
-        };
-        match pubsub {
-            Some(pubsub) => builder.pubsub(pubsub),
-            None => builder,
-        }
-        .build()
-    }
+    .build()
 }
 
 #[cfg(feature = "s3")]

@@ -174,7 +174,7 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(8);
 
 async fn run() -> Result<(), Error> {
     let args = parse_args()?;
-    let storage = backends::Storage::open(
+    let stores = backends::open_stores(
         args.storage.as_deref(),
         args.schema.as_deref(),
         args.files.as_deref(),
@@ -194,8 +194,7 @@ async fn run() -> Result<(), Error> {
         None => None,
     };
     // The server holds the stores from here on, and closes them when it shuts down.
-    let server = storage.server(pubsub);
-    drop(storage);
+    let server = backends::server(stores, pubsub);
 
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;

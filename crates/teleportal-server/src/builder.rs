@@ -6,7 +6,8 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use teleportal_pubsub::NodePubSub;
 use teleportal_storage::{
-    DocumentStore, FileStorage, MilestoneStorage, StorageError, TemporaryUploadStorage,
+    DocumentStore, FileStorage, FileStores, MilestoneStorage, StorageError, StoreBundle,
+    TemporaryUploadStorage,
 };
 
 use crate::rpc::{FileRpc, MilestoneRpc, RpcHandler, RpcRegistry};
@@ -140,6 +141,32 @@ impl ServerBuilder {
         });
         self.uploads = Some(uploads);
         self.rpc(files)
+    }
+
+    /// Takes the milestone and file stores of `stores` (see [`milestones`](Self::milestones)
+    /// and [`files`](Self::files)); its documents are the ones given to
+    /// [`Server::builder`](crate::Server::builder), usually `stores.document_store()`.
+    ///
+    /// ```
+    /// use teleportal_server::Server;
+    /// use teleportal_storage::{MemoryStorage, StoreBundle};
+    ///
+    /// let stores = StoreBundle::all_in(MemoryStorage::new());
+    /// let server = Server::builder(stores.document_store()).stores(stores).build();
+    /// # drop(server);
+    /// ```
+    pub fn stores(self, stores: StoreBundle) -> Self {
+        let with_milestones = match stores.milestones {
+            Some(milestones) => self.milestones(milestones),
+            None => self,
+        };
+        match stores.files {
+            Some(FileStores::InPlace(store)) => with_milestones.files(FileRpc::in_store(store)),
+            Some(FileStores::Split { uploads, files }) => {
+                with_milestones.files(FileRpc::new(files, uploads))
+            }
+            None => with_milestones,
+        }
     }
 
     /// Answers RPC requests for the handler's methods (see [`crate::rpc`]); a method named by

@@ -41,6 +41,7 @@
 #![forbid(unsafe_code)]
 
 pub mod batching;
+mod bundle;
 #[cfg(feature = "test-util")]
 pub mod conformance;
 mod document;
@@ -61,6 +62,7 @@ mod upload;
 /// The attribute the storage traits are implemented with, so a backend needs no dependency of its own.
 pub use async_trait::async_trait;
 pub use batching::VirtualStorage;
+pub use bundle::{FileStores, StoreBundle};
 pub use document::{
     AppendOptions, AppendReceipt, DocumentMetadata, DocumentStorage, Seq, StoredDocument,
     StoredUpdate,
