@@ -67,10 +67,11 @@
 //! it arrives rather than after it was buffered.
 //!
 //! # Closing
-//! When the engine ends a connection with a [`CloseReason`]
-//! (for example during [`Server::shutdown`]), the client gets a close frame with code 1001
-//! ("going away") and the reason, cut to the 123 bytes a close frame can carry. y-websocket
-//! reconnects after such a close.
+//! When the engine ends a connection with a [`CloseReason`], the client gets a close frame
+//! with the reason's code ([`CloseReason::code`]: 1001 "going away" during
+//! [`Server::shutdown`], 1009 for a message too big, 1008 for a denied document, ...) and its
+//! text, cut to the 123 bytes a close frame can carry. y-websocket reconnects after such a
+//! close.
 //!
 //! # Why this shape
 //! The engine is transport-agnostic: it drives any `Stream` of decoded frames and `Sink` of
@@ -614,9 +615,10 @@ fn y_rate_limited(
 /// Tells the client why the engine ended its connection, then closes the socket.
 async fn finish(mut sink: socket::SocketSink, ended: Result<Option<CloseReason>, ServerError>) {
     match ended {
-        Ok(Some(CloseReason(reason))) => {
+        Ok(Some(reason)) => {
             // The client may be gone already; the connection is over either way.
-            let _ = sink.send(socket::close_frame(&reason)).await;
+            let frame = socket::close_frame_with(reason.code(), &reason.to_string());
+            let _ = sink.send(frame).await;
         }
         Ok(None) => {}
         #[cfg(feature = "auth")]

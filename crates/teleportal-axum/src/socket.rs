@@ -31,9 +31,6 @@ pub(crate) enum ConnectionError {
 
 /// WebSocket close codes are 16 bits and the reason at most 123 bytes of UTF-8 (RFC 6455 §5.5).
 const MAX_CLOSE_REASON: usize = 123;
-/// RFC 6455 "going away": the server ends the connection (shutdown, eviction); clients may
-/// reconnect, which is what y-websocket does for any code outside 4400–4499.
-const GOING_AWAY: u16 = 1001;
 
 /// The sending half of a connection, kept by the handler so it can send the close frame
 /// after the engine, which took a borrowing adapter over it, is done.
@@ -89,11 +86,6 @@ fn incoming_value<T>(
 /// simply reconnect and repeat.
 #[cfg(feature = "auth")]
 pub(crate) const POLICY_VIOLATION: u16 = 1008;
-
-/// The close frame telling a client why the server ended its connection.
-pub(crate) fn close_frame(reason: &str) -> WsMessage {
-    close_frame_with(GOING_AWAY, reason)
-}
 
 /// A close frame with `code` and `reason` (cut to what a close frame carries).
 pub(crate) fn close_frame_with(code: u16, reason: &str) -> WsMessage {
@@ -199,7 +191,9 @@ mod tests {
 
     #[test]
     fn close_frame_says_going_away_with_the_reason() {
-        let WsMessage::Close(Some(close)) = close_frame("server is shutting down") else {
+        let reason = teleportal_server::CloseReason::ShuttingDown;
+        let WsMessage::Close(Some(close)) = close_frame_with(reason.code(), &reason.to_string())
+        else {
             panic!("not a close frame");
         };
         assert_eq!(close.code, 1001);

@@ -274,3 +274,44 @@ async fn shutdown_closes_clients_with_going_away_and_a_reason() {
     assert_eq!(close.code, CloseCode::Away);
     assert!(!close.reason.is_empty(), "the close frame says why");
 }
+
+/// Lets nobody read `secret/…`.
+struct NoSecrets;
+
+#[teleportal_server::async_trait]
+impl teleportal_server::PermissionChecker for NoSecrets {
+    async fn check(
+        &self,
+        _: &teleportal_server::ClientContext,
+        document: &str,
+        _: teleportal_server::Access,
+    ) -> bool {
+        !document.starts_with("secret/")
+    }
+}
+
+#[tokio::test]
+async fn a_denied_y_websocket_document_closes_with_policy_violation_and_the_reason() {
+    let server = Server::builder(DocumentStore::new(MemoryStorage::new()))
+        .permissions(NoSecrets)
+        .build();
+    let (addr, _server) = serve_app(server).await;
+    let mut socket = connect(addr, "/secret/plans").await;
+    let close = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(WsMessage::Close(close))) => return close,
+                Some(Ok(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("closed within 5 s")
+    .expect("a close frame with a code");
+    assert_eq!(close.code, CloseCode::Policy);
+    assert_eq!(
+        close.reason.as_str(),
+        "Insufficient permissions to access document secret/plans"
+    );
+}

@@ -137,24 +137,81 @@ impl ClientContext {
     }
 }
 
-/// Why the server closed a connection (sent as a close reason).
+/// Why the server closed a connection: what the client is told (its [`Display`] form, the
+/// close reason) and the WebSocket close code a transport sends with it ([`code`](Self::code)).
+///
+/// ```
+/// use teleportal_server::CloseReason;
+///
+/// let reason = CloseReason::MessageTooLarge { size: 70_000, max: 65_536 };
+/// assert_eq!(reason.code(), 1009);
+/// assert_eq!(reason.to_string(), "message-too-large: 70000 > 65536 bytes");
+/// assert_eq!(CloseReason::ShuttingDown.code(), 1001);
+/// ```
+///
+/// [`Display`]: std::fmt::Display
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloseReason(pub String);
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The server is shutting down (1001, going away): clients reconnect elsewhere or later.
+    ShuttingDown,
+    /// The client's send queue filled up: it is not reading (1013, try again later).
+    SendQueueFull,
+    /// A message was larger than [`ServerConfig::max_message_size`](crate::ServerConfig)
+    /// (1009, message too big); y-protocols has no NACK to refuse one message with.
+    MessageTooLarge {
+        /// Its size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The client may not read the connection's document (1008, policy violation).
+    PermissionDenied {
+        /// The document.
+        document: String,
+    },
+    /// The connection's encryption does not match the document's (1008).
+    EncryptionMismatch,
+    /// Serving the connection failed, e.g. the store did (1011, internal error); the text is
+    /// the error and its causes.
+    Failed(String),
+    /// Another reason, with its own close code: for transports and layers that end
+    /// connections themselves.
+    Other {
+        /// The WebSocket close code.
+        code: u16,
+        /// The reason.
+        reason: String,
+    },
+}
 
 impl CloseReason {
-    /// The reason given to a client whose send queue filled up.
-    pub(crate) fn send_queue_full() -> Self {
-        CloseReason("send queue full: client is not reading".into())
-    }
-
-    /// The reason given to every client when the server shuts down.
-    pub(crate) fn shutdown() -> Self {
-        CloseReason("server is shutting down".into())
+    /// The WebSocket close code (RFC 6455 §7.4) for this reason.
+    pub fn code(&self) -> u16 {
+        match self {
+            CloseReason::ShuttingDown => 1001,
+            CloseReason::SendQueueFull => 1013,
+            CloseReason::MessageTooLarge { .. } => 1009,
+            CloseReason::PermissionDenied { .. } | CloseReason::EncryptionMismatch => 1008,
+            CloseReason::Failed(_) => 1011,
+            CloseReason::Other { code, .. } => *code,
+        }
     }
 }
 
 impl std::fmt::Display for CloseReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            CloseReason::ShuttingDown => f.write_str("server is shutting down"),
+            CloseReason::SendQueueFull => f.write_str("send queue full: client is not reading"),
+            CloseReason::MessageTooLarge { size, max } => {
+                write!(f, "message-too-large: {size} > {max} bytes")
+            }
+            CloseReason::PermissionDenied { document } => {
+                f.write_str(&crate::permission_denied_reason(document))
+            }
+            CloseReason::EncryptionMismatch => f.write_str(crate::ENCRYPTION_MISMATCH),
+            CloseReason::Failed(reason) | CloseReason::Other { reason, .. } => f.write_str(reason),
+        }
     }
 }

@@ -76,7 +76,7 @@ impl Peer {
         match self.queue.try_send(Arc::clone(broadcast)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.closer.close(CloseReason::send_queue_full());
+                self.closer.close(CloseReason::SendQueueFull);
             }
             // The driver is gone; its cleanup removes this peer.
             Err(mpsc::error::TrySendError::Closed(_)) => {}
@@ -223,7 +223,7 @@ mod tests {
     #[tokio::test]
     async fn a_closed_connection_stops_a_batch() {
         let closer = Closer::default();
-        closer.close(CloseReason::send_queue_full());
+        closer.close(CloseReason::SendQueueFull);
         let mut sink = Recorder::default();
         let mut batch = vec![update(1).y.clone().unwrap()];
         let stopped = send_batch(&mut sink, &mut batch, &closer).await;

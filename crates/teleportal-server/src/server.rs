@@ -289,7 +289,7 @@ impl Server {
                     return;
                 }
                 for closer in connections.values() {
-                    closer.close(CloseReason::shutdown());
+                    closer.close(CloseReason::ShuttingDown);
                 }
             }
             ended.await;
@@ -329,7 +329,7 @@ impl Server {
         // Checked again after registering, so `shutdown` either sees this connection or this
         // connection sees the flag.
         if self.state.shutting_down.load(Ordering::SeqCst) {
-            closer.close(CloseReason::shutdown());
+            closer.close(CloseReason::ShuttingDown);
         }
         Some(Registration {
             server: self.clone(),

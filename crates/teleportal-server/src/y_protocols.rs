@@ -7,7 +7,7 @@ use futures::{Sink, Stream, StreamExt};
 use teleportal_core::YMessage;
 use teleportal_core::y_protocols::{AuthMessage, AwarenessUpdate, SyncMessage};
 
-use crate::connection::{ENCRYPTION_MISMATCH, permission_denied_reason, too_large};
+use crate::connection::permission_denied_reason;
 use crate::convert::UpdateForms;
 use crate::peer::{SEND_BATCH, Stop, drain_batch, send, send_batch};
 use crate::permission::v1_update_access;
@@ -48,7 +48,7 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     let Some(registration) = server.connect() else {
-        return Ok(Some(CloseReason::shutdown()));
+        return Ok(Some(CloseReason::ShuttingDown));
     };
     let mut connection = YConnection {
         client,
@@ -91,23 +91,24 @@ impl YConnection {
     {
         let closer = Arc::clone(&self.registration.closer);
         if !self.allowed(Access::Read).await {
-            let reason = permission_denied_reason(&self.document);
             send(outgoing, self.denied(), &closer).await?;
-            return Err(Stop::Closed(CloseReason(reason)));
+            return Err(Stop::Closed(CloseReason::PermissionDenied {
+                document: self.document.clone(),
+            }));
         }
         let session = self
             .registration
             .session(&self.client, &self.document)
             .await
-            .map_err(|e| Stop::Closed(CloseReason(e.chain())))?;
+            .map_err(|e| Stop::Closed(CloseReason::Failed(e.chain())))?;
         if session.check_mode(false).is_err() {
-            return Err(Stop::Closed(CloseReason(ENCRYPTION_MISMATCH.into())));
+            return Err(Stop::Closed(CloseReason::EncryptionMismatch));
         }
         // What the y-websocket server sends on connect: its state vector, then awareness.
         let state_vector = session
             .state_vector()
             .await
-            .map_err(|e| Stop::Closed(CloseReason(e.chain())))?;
+            .map_err(|e| Stop::Closed(CloseReason::Failed(e.chain())))?;
         send(
             outgoing,
             YMessage::Sync(SyncMessage::Step1(state_vector)),
@@ -154,7 +155,7 @@ impl YConnection {
         let size = message.to_bytes().len();
         let max = self.registration.server.config().max_message_size;
         if size > max {
-            return Err(Stop::Closed(CloseReason(too_large(size, max))));
+            return Err(Stop::Closed(CloseReason::MessageTooLarge { size, max }));
         }
         match message {
             YMessage::Sync(SyncMessage::Step1(state_vector)) => {
@@ -165,7 +166,7 @@ impl YConnection {
                     .sync_state(&state_vector)
                     .await
                     .and_then(|(diff, _)| session.to_v1(diff))
-                    .map_err(|e| Stop::Closed(CloseReason(e.chain())))?;
+                    .map_err(|e| Stop::Closed(CloseReason::Failed(e.chain())))?;
                 Ok(Some(YMessage::Sync(SyncMessage::Step2(diff))))
             }
             YMessage::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) => {
@@ -191,7 +192,7 @@ impl YConnection {
                 session
                     .apply_update(conn, &forms, None)
                     .await
-                    .map_err(|e| Stop::Closed(CloseReason(e.chain())))?;
+                    .map_err(|e| Stop::Closed(CloseReason::Failed(e.chain())))?;
                 Ok(None)
             }
             YMessage::Awareness(update) => {

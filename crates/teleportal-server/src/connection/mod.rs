@@ -79,7 +79,7 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     let Some(registration) = server.connect() else {
-        return Ok(Some(CloseReason::shutdown()));
+        return Ok(Some(CloseReason::ShuttingDown));
     };
     let mut connection = Connection {
         client,

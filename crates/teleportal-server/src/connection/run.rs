@@ -35,7 +35,7 @@ impl Connection {
             // own messages, nor the other way round. A close is also seen by every `send`.
             tokio::select! {
                 reason = closer.closed() => {
-                    if reason == CloseReason::shutdown() {
+                    if reason == CloseReason::ShuttingDown {
                         self.finish_storing(&mut storing, outgoing).await;
                     }
                     return Err(Stop::Closed(reason));
