@@ -102,3 +102,43 @@ pub enum DecodeError {
         field: &'static str,
     },
 }
+
+/// An error and its causes ([`source`](std::error::Error::source) after source), joined by
+/// `": "`: what a log line needs, since an error's own `Display` names only its layer.
+///
+/// ```
+/// use teleportal_core::ErrorChain;
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("storage failed")]
+/// struct Storage(#[source] std::io::Error);
+/// let error = Storage(std::io::Error::other("disk full"));
+/// assert_eq!(ErrorChain::new(&error).to_string(), "storage failed: disk full");
+/// ```
+#[derive(Clone, Copy)]
+pub struct ErrorChain<'a>(&'a (dyn std::error::Error + 'a));
+
+impl<'a> ErrorChain<'a> {
+    /// The chain of `error` (pass `&*boxed` for a boxed error).
+    pub fn new(error: &'a (dyn std::error::Error + 'a)) -> Self {
+        ErrorChain(error)
+    }
+}
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}

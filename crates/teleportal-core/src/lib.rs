@@ -69,7 +69,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 pub use any::Any;
 pub use envelope::{Compaction, ContentEnvelope, SidecarRange};
-pub use error::DecodeError;
+pub use error::{DecodeError, ErrorChain};
 pub use frame::Frame;
 pub use message::{
     AckMessage, AwarenessMessage, Body, DocMessage, Message, PresenceEntry, PresenceMessage,

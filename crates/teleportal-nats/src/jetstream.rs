@@ -263,11 +263,13 @@ async fn read_consumer(
                 if let Err(error) = message.double_ack().await {
                     // Unacked frames come back after the ack wait or on the next resume: a
                     // duplicate is harmless (Yjs updates are idempotent), a loss would not be.
-                    tracing::warn!(consumer = %name, %error, "JetStream ack failed");
+                    tracing::warn!(consumer = %name, error = %teleportal_core::ErrorChain::new(&*error), "JetStream ack failed");
                 }
             }
             // Missed heartbeats and the like while NATS is away: the stream recovers.
-            Err(error) => tracing::warn!(consumer = %name, %error, "JetStream consumer error"),
+            Err(error) => {
+                tracing::warn!(consumer = %name, error = %teleportal_core::ErrorChain::new(&error), "JetStream consumer error")
+            }
         }
     }
     let _ = tx.send(Event::Ended(Arc::from(name)));

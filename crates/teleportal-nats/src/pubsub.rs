@@ -252,7 +252,7 @@ async fn watch_reconnections(inner: Weak<Inner>, mut events: mpsc::UnboundedRece
                 disconnected = false;
                 let Some(inner) = inner.upgrade() else { return };
                 if let Err(error) = round_trip(&inner.client).await {
-                    tracing::debug!(%error, "round trip after reconnecting failed");
+                    tracing::debug!(error = %teleportal_core::ErrorChain::new(&*error), "round trip after reconnecting failed");
                 }
                 let _ = inner.reconnected.send(());
             }

@@ -313,7 +313,7 @@ async fn unsubscribe_dropped(inner: Weak<Inner>, mut dropped: mpsc::UnboundedRec
                 // The connection dropped: the new one is not subscribed to this channel any
                 // more unless the resubscription raced us, in which case messages for it
                 // are ignored (no entry) until the next clean-up or restart.
-                tracing::warn!(%error, "Redis UNSUBSCRIBE failed");
+                tracing::warn!(error = %teleportal_core::ErrorChain::new(&error), "Redis UNSUBSCRIBE failed");
             }
         }
     }
@@ -332,7 +332,7 @@ async fn keep_reconnecting(inner: Weak<Inner>, reconnect: Arc<Notify>, interval:
             match redis::cmd("PING").query_async::<String>(&mut conn).await {
                 Ok(_) => break,
                 Err(error) => {
-                    tracing::debug!(%error, "Redis still unreachable");
+                    tracing::debug!(error = %teleportal_core::ErrorChain::new(&error), "Redis still unreachable");
                     tokio::time::sleep(interval).await;
                 }
             }

@@ -351,7 +351,7 @@ impl S3DocumentStorage {
             match result {
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(error) => {
-                    tracing::warn!(%dir, %error, "S3 clean-up after compaction failed; garbage stays");
+                    tracing::warn!(%dir, error = %teleportal_storage::ErrorChain::new(&error), "S3 clean-up after compaction failed; garbage stays");
                     return;
                 }
             }
@@ -442,7 +442,7 @@ impl DocumentStorage for S3DocumentStorage {
             // The floor passed `seq` while this append ran: folded in, or a stale key reused.
             // Loads never read at or below the floor, so the object can go; append again.
             if let Err(error) = self.store.delete(&key).await {
-                tracing::debug!(%key, %error, "deleting an update below the floor failed");
+                tracing::debug!(%key, error = %teleportal_storage::ErrorChain::new(&error), "deleting an update below the floor failed");
             }
         }
         Err(contended("append", doc))
@@ -521,7 +521,7 @@ impl DocumentStorage for S3DocumentStorage {
                 return Ok(());
             }
             if let Err(error) = self.store.delete(&key).await {
-                tracing::debug!(%key, %error, "deleting a losing snapshot failed");
+                tracing::debug!(%key, error = %teleportal_storage::ErrorChain::new(&error), "deleting a losing snapshot failed");
             }
         }
         Err(contended("compact", doc))

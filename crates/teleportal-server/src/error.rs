@@ -80,14 +80,7 @@ pub enum ServerError {
 impl ServerError {
     /// This error and its sources, joined by `": "`: the text of a NACK.
     pub(crate) fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
+        teleportal_core::ErrorChain::new(self).to_string()
     }
 }
 

@@ -150,7 +150,7 @@ impl Server {
                 match uploads.expire(before).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(uploads = n, "removed abandoned uploads"),
-                    Err(error) => tracing::warn!(%error, "upload expiry failed; will retry"),
+                    Err(error) => tracing::warn!(error = %teleportal_core::ErrorChain::new(&error), "upload expiry failed; will retry"),
                 }
             }
         });

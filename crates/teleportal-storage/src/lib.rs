@@ -78,5 +78,7 @@ pub use milestone::{Milestone, MilestoneMeta, MilestoneStorage};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{DATABASE_FILE, SqliteConfig, SqliteStorage};
 pub use store::{CompactionPolicy, DocumentState, DocumentStore, SizeLimits, SizeWarning};
+/// An error and its causes, for log lines (the family's one [`teleportal_core::ErrorChain`]).
+pub use teleportal_core::ErrorChain;
 pub use update::{MERGE_BATCH, UpdateEncoding};
 pub use upload::{FinishUpload, TemporaryUploadStorage, UploadProgress};

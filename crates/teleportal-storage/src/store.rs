@@ -408,7 +408,7 @@ impl DocumentStore {
             loop {
                 if let Err(error) = store.compact(&doc).await {
                     // Nothing is lost: the tail stays and the next append retries.
-                    tracing::warn!(%doc, %error, "background compaction failed; will retry");
+                    tracing::warn!(%doc, error = %teleportal_core::ErrorChain::new(&error), "background compaction failed; will retry");
                     lock(&store.compactions.running).remove(&doc);
                     break;
                 }

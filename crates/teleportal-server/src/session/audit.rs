@@ -26,7 +26,7 @@ impl Session {
         let last_seq = match self.store.metadata(&self.doc).await {
             Ok(meta) => meta.map_or(0, |m| m.last_seq),
             Err(error) => {
-                tracing::warn!(document = %self.name, %error, "missed-update check failed");
+                tracing::warn!(document = %self.name, error = %teleportal_core::ErrorChain::new(&error), "missed-update check failed");
                 return;
             }
         };

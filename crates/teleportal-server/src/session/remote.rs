@@ -31,7 +31,7 @@ impl Session {
         let message = match Message::decode(bytes) {
             Ok(message) => message,
             Err(error) => {
-                tracing::warn!(document = %self.name, %error, "undecodable pub/sub message");
+                tracing::warn!(document = %self.name, error = %teleportal_core::ErrorChain::new(&error), "undecodable pub/sub message");
                 return;
             }
         };
@@ -132,7 +132,7 @@ pub(super) async fn relay_remote(
                         session.resync().await;
                     }
                     Err(error) => {
-                        tracing::warn!(document = %session.name, %error, "pub/sub subscription error");
+                        tracing::warn!(document = %session.name, error = %teleportal_core::ErrorChain::new(&error), "pub/sub subscription error");
                     }
                 }
             }

@@ -36,7 +36,7 @@ impl Session {
             match self.store.encoding().merge(&all) {
                 Ok(merged) => update = merged,
                 Err(error) => {
-                    tracing::warn!(document = %self.name, %error, "unstored updates do not merge");
+                    tracing::warn!(document = %self.name, error = %teleportal_core::ErrorChain::new(&*error), "unstored updates do not merge");
                 }
             }
         }

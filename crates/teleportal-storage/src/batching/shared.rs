@@ -486,7 +486,7 @@ impl<S: DocumentStorage> Shared<S> {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(%doc, %error, "flushing buffered updates failed");
+                    tracing::warn!(%doc, error = %teleportal_core::ErrorChain::new(&error), "flushing buffered updates failed");
                     let error = Arc::new(error);
                     if durable {
                         // Unknown whether the failing one took effect, and the rest were not

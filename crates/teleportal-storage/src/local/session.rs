@@ -400,7 +400,7 @@ impl Session {
             while session.wants_checkpoint(threshold) {
                 if let Err(error) = session.checkpoint() {
                     // The next checkpoint, `take` or `finish_upload` tries again and reports.
-                    tracing::warn!(upload = %session.metadata.id, %error, "upload checkpoint failed");
+                    tracing::warn!(upload = %session.metadata.id, error = %teleportal_core::ErrorChain::new(&error), "upload checkpoint failed");
                     break;
                 }
             }

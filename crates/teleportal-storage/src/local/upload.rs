@@ -158,11 +158,11 @@ impl TemporaryUploadStorage for LocalFileStorage {
                         // it goes in time instead of taking space for good.
                         Err(error) => match entry.metadata().and_then(|m| m.modified()) {
                             Ok(changed) => {
-                                tracing::warn!(upload = %id, %error, "expiring a damaged upload by its directory's age");
+                                tracing::warn!(upload = %id, error = %teleportal_core::ErrorChain::new(&error), "expiring a damaged upload by its directory's age");
                                 changed
                             }
                             Err(_) => {
-                                tracing::warn!(upload = %id, %error, "cannot read upload to expire it");
+                                tracing::warn!(upload = %id, error = %teleportal_core::ErrorChain::new(&error), "cannot read upload to expire it");
                                 continue;
                             }
                         },
