@@ -24,7 +24,7 @@ fn cold_sync() -> PathBuf {
 }
 
 fn shared_history() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/yjs-history-1k.bin")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/teleportal-core/fixtures/yjs-history-1k.bin")
 }
 
 fn run(args: &[&Path]) -> Output {

@@ -3,8 +3,8 @@
 //! document as one update plus the state vector).
 //!
 //! ```sh
-//! cargo run --release --example cold_sync -- ../shared/vectors/yjs-history-10k.bin
-//! cargo run --release --example cold_sync -- ../shared/vectors/yjs-history-10k.bin --repeat 10
+//! cargo run --release --example cold_sync -- crates/teleportal-core/fixtures/yjs-history-10k.bin
+//! cargo run --release --example cold_sync -- crates/teleportal-core/fixtures/yjs-history-10k.bin --repeat 10
 //! ```
 //!
 //! The history file is a sequence of (u32 little-endian length, Yjs V1 update); the `.json`

@@ -10,7 +10,7 @@ use teleportal_core::{Any, Body, Message, MessageId, RpcKind, RpcMessage, RpcPay
 
 const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/vectors/teleportal-wire-v1.json"
+    "/fixtures/teleportal-wire-v1.json"
 );
 
 /// Methods whose success payloads have no typed form, and why.

@@ -108,12 +108,9 @@ fn collect_bytes(value: &Value, out: &mut Vec<Vec<u8>>) {
 fn shared_inputs() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for file in ["teleportal-wire-v1.json", "y-protocols-v1.json"] {
-        let path = format!(
-            "{}/../../../shared/vectors/{file}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{path} must exist beside the repository: {e}"));
+            .unwrap_or_else(|e| panic!("{path} (a copy of the shared vectors) is missing: {e}"));
         let doc: Value = serde_json::from_str(&text).expect("vector JSON");
         for v in doc["vectors"].as_array().expect("vectors array") {
             for key in ["hex", "canonical_hex"] {
