@@ -9,8 +9,8 @@
 //! | `pubsub` | `teleportal-pubsub` | `pubsub` |
 //! | `auth` | `teleportal-auth` | `auth` |
 //! | `transport` | `teleportal-transport` | `transport` |
-//! | `server` | `teleportal-server` | `server` |
-//! | `axum` | `teleportal-axum` | `axum` |
+//! | `server` | `teleportal-server` (turns on `storage` and `pubsub`) | `server` |
+//! | `axum` | `teleportal-axum` (turns on `server`) | `axum` |
 //! | `redis` | `teleportal-redis`: `RedisPubSub` | `redis` |
 //! | `nats` | `teleportal-nats`: `NatsPubSub`, core NATS or JetStream | `nats` |
 //! | `postgres` | `teleportal-postgres`: `PostgresStorage`, shared by every node | `postgres` |
