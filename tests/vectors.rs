@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn shared_vector_files() -> Vec<PathBuf> {
-    // The repository's copy of the shared vectors (`.ci/run` checks it against `../shared`).
+    // The repository's copy of the shared vectors (`.ci/run` compares it with the originals).
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/teleportal-core/fixtures");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{} is missing: {e}", dir.display()))

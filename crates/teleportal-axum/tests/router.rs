@@ -259,18 +259,7 @@ async fn shutdown_closes_clients_with_going_away_and_a_reason() {
         .shutdown(Duration::from_secs(5))
         .await
         .expect("clean shutdown");
-    let close = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match socket.next().await {
-                Some(Ok(WsMessage::Close(close))) => return close,
-                Some(Ok(_)) => {}
-                other => panic!("expected a close frame, got {other:?}"),
-            }
-        }
-    })
-    .await
-    .expect("closed within 5 s")
-    .expect("a close frame with a code");
+    let close = close_frame(&mut socket).await;
     assert_eq!(close.code, CloseCode::Away);
     assert!(!close.reason.is_empty(), "the close frame says why");
 }
@@ -297,7 +286,17 @@ async fn a_denied_y_websocket_document_closes_with_policy_violation_and_the_reas
         .build();
     let (addr, _server) = serve_app(server).await;
     let mut socket = connect(addr, "/secret/plans").await;
-    let close = tokio::time::timeout(Duration::from_secs(5), async {
+    let close = close_frame(&mut socket).await;
+    assert_eq!(close.code, CloseCode::Policy);
+    assert_eq!(
+        close.reason.as_str(),
+        "Insufficient permissions to access document secret/plans"
+    );
+}
+
+/// The close frame the server ends `socket` with, skipping what comes before it.
+async fn close_frame(socket: &mut Socket) -> tokio_tungstenite::tungstenite::protocol::CloseFrame {
+    tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match socket.next().await {
                 Some(Ok(WsMessage::Close(close))) => return close,
@@ -308,10 +307,5 @@ async fn a_denied_y_websocket_document_closes_with_policy_violation_and_the_reas
     })
     .await
     .expect("closed within 5 s")
-    .expect("a close frame with a code");
-    assert_eq!(close.code, CloseCode::Policy);
-    assert_eq!(
-        close.reason.as_str(),
-        "Insufficient permissions to access document secret/plans"
-    );
+    .expect("a close frame with a code")
 }

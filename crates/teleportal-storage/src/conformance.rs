@@ -368,8 +368,8 @@ mod tests {
 
     #[test]
     fn embedded_history_is_the_shared_one() {
-        // The core crate keeps the repository's copy of the shared vectors (`.ci/run` checks
-        // it against `../shared` when that is there).
+        // The core crate keeps the repository's copy of the shared vectors (`.ci/run` compares
+        // it with the shared material when that is beside the clone).
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../teleportal-core/fixtures/yjs-history-1k.bin"
