@@ -7,12 +7,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use support::{example, real_clients_available, run_client};
+use support::{real_clients_available, run_client, start_listening};
 use teleportal_auth::{DocumentAccess, Permission, TokenConfig};
 
 const SECRET: &str = "own-server-test-secret";
@@ -26,22 +25,10 @@ struct OwnServer {
 
 impl OwnServer {
     fn start(data: &Path) -> OwnServer {
-        let mut child = Command::new(example("own_server"))
-            .arg("127.0.0.1:0")
-            .arg(data)
-            .arg(SECRET)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start own_server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read its first line");
-        let url = line
-            .trim_end()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let (child, url) = start_listening(
+            "own_server",
+            &["127.0.0.1:0".as_ref(), data.as_os_str(), SECRET.as_ref()],
+        );
         OwnServer { child, url }
     }
 

@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,19 +35,10 @@ async fn until(client: &mut Client, mut wanted: impl FnMut(&Message) -> bool) ->
 
 #[tokio::test]
 async fn a_write_over_tcp_is_acknowledged_and_reaches_a_second_client() {
-    let mut child = Command::new(support::example("tcp_server"))
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start tcp_server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
-    let addr = line
-        .trim_end()
-        .strip_prefix("listening on tcp://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+    let (mut child, url) = support::start_listening("tcp_server", &["127.0.0.1:0".as_ref()]);
+    let addr = url
+        .strip_prefix("tcp://")
+        .unwrap_or_else(|| panic!("not a tcp:// address: {url}"))
         .to_owned();
 
     let mut writer = connect(&addr).await;

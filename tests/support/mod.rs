@@ -63,6 +63,26 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
+/// Starts the example `name` with `args` and reads its first line, which must be
+/// `listening on <url>`; returns the process (its stdout read no further) and the URL.
+pub fn start_listening(name: &str, args: &[&std::ffi::OsStr]) -> (Child, String) {
+    let mut child = Command::new(example(name))
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start the {name} example: {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("read its first line");
+    let url = line
+        .trim_end()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
 /// The `server` example on a free port; killed when dropped.
 #[derive(Debug)]
 pub struct ServerProcess {

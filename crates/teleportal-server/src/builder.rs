@@ -48,13 +48,13 @@ impl fmt::Debug for StoreCloser {
 /// ```
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct ServerBuilder {
-    store: DocumentStore,
-    config: ServerConfig,
-    permissions: Arc<dyn PermissionChecker>,
-    pubsub: Option<NodePubSub>,
-    rpc: RpcRegistry,
-    closers: Vec<StoreCloser>,
-    uploads: Option<Arc<dyn TemporaryUploadStorage>>,
+    pub(crate) store: DocumentStore,
+    pub(crate) config: ServerConfig,
+    pub(crate) permissions: Arc<dyn PermissionChecker>,
+    pub(crate) pubsub: Option<NodePubSub>,
+    pub(crate) rpc: RpcRegistry,
+    pub(crate) closers: Vec<StoreCloser>,
+    pub(crate) uploads: Option<Arc<dyn TemporaryUploadStorage>>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -179,14 +179,6 @@ impl ServerBuilder {
     /// The server. Its background work (upload expiry) starts now when called inside a tokio
     /// runtime, otherwise with the first connection.
     pub fn build(self) -> Server {
-        Server::assemble(
-            self.store,
-            self.config,
-            self.permissions,
-            self.pubsub,
-            self.rpc,
-            self.closers,
-            self.uploads,
-        )
+        Server::assemble(self)
     }
 }

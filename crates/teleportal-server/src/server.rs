@@ -97,23 +97,15 @@ impl Server {
         ServerBuilder::new(store)
     }
 
-    pub(crate) fn assemble(
-        store: DocumentStore,
-        config: ServerConfig,
-        permissions: Arc<dyn PermissionChecker>,
-        pubsub: Option<NodePubSub>,
-        rpc: RpcRegistry,
-        closers: Vec<StoreCloser>,
-        uploads: Option<Arc<dyn TemporaryUploadStorage>>,
-    ) -> Self {
+    pub(crate) fn assemble(built: ServerBuilder) -> Self {
         let server = Server {
-            store,
-            config: Arc::new(config),
-            permissions,
-            pubsub,
-            rpc: Arc::new(rpc),
-            closers: closers.into(),
-            uploads,
+            store: built.store,
+            config: Arc::new(built.config),
+            permissions: built.permissions,
+            pubsub: built.pubsub,
+            rpc: Arc::new(built.rpc),
+            closers: built.closers.into(),
+            uploads: built.uploads,
             state: Arc::default(),
         };
         if tokio::runtime::Handle::try_current().is_ok() {
