@@ -42,6 +42,7 @@
 
 pub mod batching;
 mod bundle;
+mod delegate;
 #[cfg(feature = "test-util")]
 pub mod conformance;
 mod document;
@@ -63,6 +64,7 @@ mod upload;
 pub use async_trait::async_trait;
 pub use batching::VirtualStorage;
 pub use bundle::{FileStores, StoreBundle};
+pub use delegate::DelegateStorage;
 pub use document::{
     AppendOptions, AppendReceipt, DocumentMetadata, DocumentStorage, Seq, StoredDocument,
     StoredUpdate,
