@@ -1,36 +1,23 @@
 //! A server of your own: `cargo run --example own_server -- 127.0.0.1:1234 ./data SECRET`.
 //! Token from `Authorization: Bearer` or `?token=`; token grants plus our rule; appends counted.
-use futures::FutureExt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::{sync::Arc, time::Duration};
-use teleportal::auth::{MemoryRateLimiter, RateLimitRule, TokenConfig};
+use std::{sync::Arc, sync::atomic::AtomicU64, sync::atomic::Ordering::Relaxed, time::Duration};
+use teleportal::auth::{MemoryRateLimiter, RateLimitLayer, RateLimitRule, TokenConfig};
 use teleportal::axum::{ConnectRequest, RouterBuilder, verify_token};
 use teleportal::server::{Access, ClientContext, PermissionChecker, Server, async_trait};
-use teleportal::storage::{AppendOptions, AppendReceipt, Seq};
-use teleportal::storage::{DocumentId as Id, DocumentMetadata, DocumentStorage, DocumentStore};
-use teleportal::storage::{SqliteStorage, StorageError as E, StoredDocument};
-/// A storage decorator: counts appends, forwards everything.
+use teleportal::storage::{AppendOptions, AppendReceipt, DelegateStorage, DocumentStorage};
+use teleportal::storage::{DocumentId as Id, DocumentStore, SqliteStorage, StorageError as E};
+use {bytes::Bytes, futures::FutureExt};
+/// A storage decorator: counts appends, forwards everything else.
 struct Counted(SqliteStorage, AtomicU64);
 #[async_trait]
-impl DocumentStorage for Counted {
-    async fn append(&self, d: &Id, u: bytes::Bytes, o: AppendOptions) -> Result<AppendReceipt, E> {
+impl DelegateStorage for Counted {
+    type Inner = SqliteStorage;
+    fn inner(&self) -> &SqliteStorage {
+        &self.0
+    }
+    async fn append(&self, d: &Id, u: Bytes, o: AppendOptions) -> Result<AppendReceipt, E> {
         self.1.fetch_add(1, Relaxed);
         self.0.append(d, u, o).await
-    }
-    async fn load(&self, d: &Id) -> Result<StoredDocument, E> {
-        self.0.load(d).await
-    }
-    async fn metadata(&self, d: &Id) -> Result<Option<DocumentMetadata>, E> {
-        self.0.metadata(d).await
-    }
-    async fn compact(&self, d: &Id, upto: Seq, s: bytes::Bytes) -> Result<(), E> {
-        self.0.compact(d, upto, s).await
-    }
-    async fn delete(&self, d: &Id) -> Result<(), E> {
-        self.0.delete(d).await
-    }
-    async fn close(&self) -> Result<(), E> {
-        self.0.close().await
     }
 }
 /// Our rule, asked beside the token's grants: nothing under `archive/` is written.
@@ -61,7 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let client = verify_token(&tokens, token, r.document.as_deref());
             std::future::ready(client.map_err(axum::response::IntoResponse::into_response))
         })
-        .with_rate_limit(Arc::new(limiter), 20)
+        .layer(RateLimitLayer::new(Arc::new(limiter), 20))
         .build();
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("listening on ws://{}", listener.local_addr()?);

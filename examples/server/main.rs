@@ -212,7 +212,10 @@ async fn run() -> Result<(), Error> {
     if let Some(n) = args.rate_limit {
         let rule = teleportal::auth::RateLimitRule::per_user_per_second(n);
         let limiter = teleportal::auth::MemoryRateLimiter::new(vec![rule]);
-        app = app.with_rate_limit(Arc::new(limiter), MAX_VIOLATIONS);
+        app = app.layer(teleportal::auth::RateLimitLayer::new(
+            Arc::new(limiter),
+            MAX_VIOLATIONS,
+        ));
     }
     let app = app.build();
     // Small frames go out at once: with Nagle's algorithm a relay could wait for the client's

@@ -55,9 +55,11 @@ pub use error::AuthError;
 pub use permission::{Permission, has_document_permission};
 #[cfg(feature = "redis")]
 pub use rate_limit::RedisRateLimiter;
+#[cfg(feature = "server")]
+pub use rate_limit::{HeldBack, RateLimitLayer};
 pub use rate_limit::{
     MemoryRateLimiter, RateLimitAlgorithm, RateLimitCheck, RateLimitExceeded, RateLimitKey,
-    RateLimitLayer, RateLimitRule, RateLimited, RateLimiter,
+    RateLimitRule, RateLimited, RateLimiter,
 };
 pub use room::{document_key, room_prefix, split_document_key};
 pub use token::{

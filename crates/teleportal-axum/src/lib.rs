@@ -49,17 +49,17 @@
 //!   ([`room_prefix`](teleportal_auth::room_prefix), `<len>:<room>/`): clients keep using plain
 //!   names, and two rooms never share a document whatever the names.
 //!
-//! # Rate limits
-//! [`RouterBuilder::with_rate_limit`] (feature `auth`) puts a shared
-//! [`RateLimiter`](teleportal_auth::RateLimiter) (in memory, or Redis for several nodes) in
-//! front of every Teleportal
-//! connection: a message over a limit gets a NACK with `retryAfter` and never reaches the
-//! engine; past the allowed number of violations the connection is closed with code 1008
-//! ("policy violation") and the reason. y-websocket connections are counted alike, but
-//! y-protocols has no acks to NACK with, and dropping an update would leave the client
-//! diverged until it reconnects: their message over a limit is held back for its `retryAfter`
-//! (nothing more is read meanwhile, so TCP slows the sender), then handled; the violation after
-//! the allowed number closes the connection with 1008 as well.
+//! # Layers
+//! [`RouterBuilder::layer`] adds a [`ConnectionLayer`] applied to every connection of both
+//! protocols after the identity hook: each connection is the WebSocket framed by
+//! `teleportal-transport` ([`FrameStream`] or [`YMessageStream`]) as one [`Duplex`]
+//! transport, wrapped by every layer in the order added, then served by the engine.
+//! `teleportal-transport`'s size and metrics layers are connection layers, and so is
+//! `teleportal_auth::RateLimitLayer` (feature `server` of `teleportal-auth`): a shared
+//! limiter (in memory, or Redis for several nodes) NACKs a Teleportal message over a limit
+//! with `retryAfter` and holds a y-websocket message back for its `retryAfter` (y-protocols
+//! has no NACK, and a dropped update would leave the client diverged); past the allowed
+//! violations it closes the connection with 1008 ("policy violation") and the reason.
 //!
 //! # Limits
 //! [`ServerConfig::max_message_size`](teleportal_server::ServerConfig::max_message_size) also
@@ -81,7 +81,7 @@
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
-mod socket;
+mod close;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -99,10 +99,13 @@ use axum::response::Response;
 use axum::routing::get;
 use std::future::Future;
 
-use futures::SinkExt;
 use futures::future::BoxFuture;
-use teleportal_core::{Frame, YMessage};
+use futures::stream::SplitSink;
+use futures::{SinkExt, StreamExt};
+use teleportal_server::layer::{ConnectionLayer, ConnectionLayers};
 use teleportal_server::{ClientContext, CloseReason, Server, ServerError};
+use teleportal_transport::Duplex;
+use teleportal_transport::ws::{FrameStream, YMessageStream};
 
 pub use teleportal_core::frame::{PING, PONG};
 
@@ -156,8 +159,8 @@ type Authenticate = Arc<
     dyn Fn(ConnectRequest) -> BoxFuture<'static, Result<ClientContext, Response>> + Send + Sync,
 >;
 
-/// Builds a router: an identity hook, and (feature `auth`) token authentication and rate
-/// limits.
+/// Builds a router: an identity hook (feature `auth`: token authentication) and connection
+/// layers.
 ///
 /// ```
 /// use axum::http::StatusCode;
@@ -183,7 +186,7 @@ type Authenticate = Arc<
 /// ```
 /// # #[cfg(feature = "auth")] {
 /// use std::sync::Arc;
-/// use teleportal_auth::{MemoryRateLimiter, RateLimitRule, TokenConfig};
+/// use teleportal_auth::{MemoryRateLimiter, RateLimitLayer, RateLimitRule, TokenConfig};
 /// use teleportal_server::Server;
 /// use teleportal_storage::{DocumentStore, MemoryStorage};
 ///
@@ -191,7 +194,7 @@ type Authenticate = Arc<
 /// let limiter = MemoryRateLimiter::new(vec![RateLimitRule::per_user_per_second(20)]);
 /// let app = teleportal_axum::RouterBuilder::new(server)
 ///     .with_auth(TokenConfig::new("shared-secret"))
-///     .with_rate_limit(Arc::new(limiter), 50)
+///     .layer(RateLimitLayer::new(Arc::new(limiter), 50))
 ///     .build();
 /// # drop(app);
 /// # }
@@ -200,8 +203,7 @@ type Authenticate = Arc<
 pub struct RouterBuilder {
     server: Server,
     authenticate: Option<Authenticate>,
-    #[cfg(feature = "auth")]
-    rate_limit: Option<RateLimit>,
+    layers: ConnectionLayers,
 }
 
 impl std::fmt::Debug for RouterBuilder {
@@ -209,7 +211,8 @@ impl std::fmt::Debug for RouterBuilder {
         f.debug_struct("RouterBuilder")
             .field("server", &self.server)
             .field("authenticate", &self.authenticate.is_some())
-            .finish_non_exhaustive()
+            .field("layers", &self.layers)
+            .finish()
     }
 }
 
@@ -219,8 +222,7 @@ impl RouterBuilder {
         Self {
             server,
             authenticate: None,
-            #[cfg(feature = "auth")]
-            rate_limit: None,
+            layers: ConnectionLayers::new(),
         }
     }
 
@@ -247,22 +249,16 @@ impl RouterBuilder {
         })
     }
 
-    /// Counts every incoming Teleportal message but acks and pings against `limiter`,
-    /// keyed by the connection's user (its client id when anonymous) and a connection
-    /// number: a message over a limit gets a NACK with `retryAfter` (spec §7) and changes
-    /// nothing, and the violation after `max_violations` closes the connection with code 1008
-    /// and the reason. y-websocket connections count the same way, but have no NACK: their
-    /// message over a limit is held back for its `retryAfter` instead (see the crate docs).
-    #[cfg(feature = "auth")]
-    pub fn with_rate_limit(
-        mut self,
-        limiter: Arc<dyn teleportal_auth::RateLimiter>,
-        max_violations: u32,
-    ) -> Self {
-        self.rate_limit = Some(RateLimit {
-            limiter,
-            max_violations,
-        });
+    /// Adds a layer applied to every connection, Teleportal and y-websocket, after the
+    /// identity hook: it wraps the WebSocket (already framed) and knows who the connection is
+    /// from its [`ClientContext`]. Layers apply in the order added, the first next to the
+    /// socket (see [`ConnectionLayers`]).
+    ///
+    /// A layer that ends a connection
+    /// ([`TransportError::Refused`](teleportal_server::layer::TransportError::Refused)) gets
+    /// its close code and reason sent to the client.
+    pub fn layer(mut self, layer: impl ConnectionLayer) -> Self {
+        self.layers.push(layer);
         self
     }
 
@@ -272,18 +268,9 @@ impl RouterBuilder {
             server: self.server,
             anonymous: Arc::new(AtomicU64::new(0)),
             authenticate: self.authenticate,
-            #[cfg(feature = "auth")]
-            rate_limit: self.rate_limit,
+            layers: self.layers,
         })
     }
-}
-
-/// The limiter connections share, and how many violations a connection may commit.
-#[cfg(feature = "auth")]
-#[derive(Debug, Clone)]
-struct RateLimit {
-    limiter: Arc<dyn teleportal_auth::RateLimiter>,
-    max_violations: u32,
 }
 
 fn routes(state: Shared) -> Router {
@@ -310,8 +297,7 @@ struct Shared {
     anonymous: Arc<AtomicU64>,
     /// The identity hook; `None`: every connection is anonymous.
     authenticate: Option<Authenticate>,
-    #[cfg(feature = "auth")]
-    rate_limit: Option<RateLimit>,
+    layers: ConnectionLayers,
 }
 
 impl Shared {
@@ -392,7 +378,7 @@ async fn y_protocols_upgrade(
 
 /// Serves one upgraded Teleportal WebSocket as `client`, for applications that route and
 /// authenticate themselves: what the router's `GET /` does after its identity hook (with the
-/// server's message size limit, without the router's rate limits). Apply the size limit to
+/// server's message size limit, without the router's layers). Apply the size limit to
 /// the upgrade yourself ([`WebSocketUpgrade::max_message_size`]). Returns when the connection
 /// ends, after the close frame with the engine's reason.
 pub async fn serve_teleportal_socket(server: &Server, client: ClientContext, socket: WebSocket) {
@@ -417,8 +403,7 @@ impl Shared {
             server: server.clone(),
             anonymous: Arc::new(AtomicU64::new(0)),
             authenticate: None,
-            #[cfg(feature = "auth")]
-            rate_limit: None,
+            layers: ConnectionLayers::new(),
         }
     }
 }
@@ -498,37 +483,20 @@ pub fn verify_token(
     Ok(client)
 }
 
-async fn teleportal_connection(shared: Shared, client: ClientContext, socket: WebSocket) {
-    let (mut sink, incoming) = socket::split(socket, Frame::decode);
-    let outgoing = socket::outgoing(&mut sink, Frame::to_bytes);
-    #[cfg(feature = "auth")]
-    if let Some(limit) = &shared.rate_limit {
-        use futures::StreamExt;
-        use teleportal_auth::RateLimited;
+/// The axum WebSocket message type, as teleportal-transport frames it.
+type WsMessage = axum::extract::ws::Message;
 
-        let user = client
-            .user
-            .clone()
-            .unwrap_or_else(|| client.client_id.clone());
-        let connection = shared.anonymous.fetch_add(1, Ordering::Relaxed);
-        let joined = socket::Joined {
-            stream: incoming,
-            sink: outgoing,
-        };
-        let limited = RateLimited::new(
-            joined,
-            Arc::clone(&limit.limiter),
-            user,
-            connection,
-            limit.max_violations,
-        );
-        // One value reads and answers (the NACKs); the engine wants the halves.
-        let (outgoing, incoming) = limited.split();
-        let ended = teleportal_server::serve(&shared.server, client, incoming, outgoing).await;
-        finish(sink, ended).await;
-        return;
-    }
-    let ended = teleportal_server::serve(&shared.server, client, incoming, outgoing).await;
+async fn teleportal_connection(shared: Shared, client: ClientContext, socket: WebSocket) {
+    // The engine borrows the writing half, so the close frame can follow once it is done.
+    let (mut sink, stream) = socket.split();
+    let connection = Duplex::new(
+        FrameStream::<_, WsMessage>::new(stream),
+        FrameStream::<_, WsMessage>::new(&mut sink),
+    );
+    let ended = shared
+        .layers
+        .serve_teleportal(&shared.server, client, connection)
+        .await;
     finish(sink, ended).await;
 }
 
@@ -538,102 +506,31 @@ async fn y_protocols_connection(
     document: String,
     socket: WebSocket,
 ) {
-    let (mut sink, incoming) = socket::split(socket, YMessage::decode);
-    let outgoing = socket::outgoing(&mut sink, YMessage::to_bytes);
-    #[cfg(feature = "auth")]
-    if let Some(limit) = &shared.rate_limit {
-        let user = client
-            .user
-            .clone()
-            .unwrap_or_else(|| client.client_id.clone());
-        let connection = shared.anonymous.fetch_add(1, Ordering::Relaxed);
-        let incoming = y_rate_limited(incoming, limit.clone(), user, connection, document.clone());
-        let ended = teleportal_server::serve_y_protocols(
-            &shared.server,
-            client,
-            &document,
-            incoming,
-            outgoing,
-        )
+    let (mut sink, stream) = socket.split();
+    let connection = Duplex::new(
+        YMessageStream::<_, WsMessage>::new(stream),
+        YMessageStream::<_, WsMessage>::new(&mut sink),
+    );
+    let ended = shared
+        .layers
+        .serve_y_websocket(&shared.server, client, &document, connection)
         .await;
-        finish(sink, ended).await;
-        return;
-    }
-    let ended =
-        teleportal_server::serve_y_protocols(&shared.server, client, &document, incoming, outgoing)
-            .await;
     finish(sink, ended).await;
 }
 
-/// Rate limits a y-websocket connection. y-protocols has no acks, so there is no NACK to
-/// send and a dropped update would leave the client diverged until it reconnects: a message
-/// over the limit is instead held back for its `retryAfter` (the connection reads nothing
-/// meanwhile, so TCP slows the sender) and taken again; the violation after
-/// `max_violations` ends the connection with the reason.
-#[cfg(feature = "auth")]
-fn y_rate_limited(
-    incoming: impl futures::Stream<Item = Result<YMessage, socket::ConnectionError>>
-    + Send
-    + Unpin
-    + 'static,
-    limit: RateLimit,
-    user: String,
-    connection: u64,
-    document: String,
-) -> impl futures::Stream<Item = Result<YMessage, socket::ConnectionError>> + Send + Unpin {
-    use futures::StreamExt;
-    use std::sync::atomic::AtomicU32;
-    use teleportal_auth::{RateLimitCheck, RateLimitExceeded};
-
-    let violations = Arc::new(AtomicU32::new(0));
-    let shared = Arc::new((limit, user, document));
-    Box::pin(incoming.then(move |item| {
-        let violations = Arc::clone(&violations);
-        let shared = Arc::clone(&shared);
-        async move {
-            let message = item?;
-            let (limit, user, document) = &*shared;
-            // Taken again after each wait: a held message spends its budget like any other.
-            loop {
-                let decision = match limit.limiter.take(user, connection, document) {
-                    RateLimitCheck::Done(decision) => decision,
-                    RateLimitCheck::Pending(pending) => pending.0.await,
-                };
-                let Err(wait) = decision else {
-                    return Ok(message);
-                };
-                let count = violations.fetch_add(1, Ordering::Relaxed) + 1;
-                if count > limit.max_violations {
-                    return Err(RateLimitExceeded { violations: count }.into());
-                }
-                tokio::time::sleep(wait).await;
-            }
-        }
-    }))
-}
-
 /// Tells the client why the engine ended its connection, then closes the socket.
-async fn finish(mut sink: socket::SocketSink, ended: Result<Option<CloseReason>, ServerError>) {
+async fn finish(
+    mut sink: SplitSink<WebSocket, WsMessage>,
+    ended: Result<Option<CloseReason>, ServerError>,
+) {
     match ended {
         Ok(Some(reason)) => {
+            tracing::debug!(%reason, code = reason.code(), "closing a connection");
             // The client may be gone already; the connection is over either way.
-            let frame = socket::close_frame_with(reason.code(), &reason.to_string());
+            let frame = close::close_frame_with(reason.code(), &reason.to_string());
             let _ = sink.send(frame).await;
         }
         Ok(None) => {}
-        #[cfg(feature = "auth")]
-        Err(ServerError::Transport(source))
-            if matches!(
-                source.downcast_ref::<socket::ConnectionError>(),
-                Some(socket::ConnectionError::RateLimited(_))
-            ) =>
-        {
-            let reason = source.to_string();
-            tracing::debug!(reason, "closing a rate-limited connection");
-            let _ = sink
-                .send(socket::close_frame_with(socket::POLICY_VIOLATION, &reason))
-                .await;
-        }
         Err(error) => tracing::debug!(
             error = &error as &dyn std::error::Error,
             "connection failed"

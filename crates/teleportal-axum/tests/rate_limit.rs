@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use teleportal_auth::{MemoryRateLimiter, RateLimitRule};
+use teleportal_auth::{MemoryRateLimiter, RateLimitLayer, RateLimitRule};
 use teleportal_core::y_protocols::SyncMessage;
 use teleportal_core::{Body, ContentEnvelope, DocMessage, Frame, Message, Update, YMessage};
 use teleportal_server::Server;
@@ -26,7 +26,7 @@ async fn start() -> SocketAddr {
         RateLimitRule::per_user_per_second(5),
     ]));
     let app = teleportal_axum::RouterBuilder::new(server)
-        .with_rate_limit(limiter, 20)
+        .layer(RateLimitLayer::new(limiter, 20))
         .build();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");

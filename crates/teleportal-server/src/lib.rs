@@ -78,6 +78,7 @@ mod convert;
 mod dedup;
 mod error;
 mod id_hashing;
+pub mod layer;
 mod peer;
 mod permission;
 pub mod rpc;

@@ -95,6 +95,24 @@ pub(crate) enum Stop {
     Transport(crate::error::BoxError),
 }
 
+impl Stop {
+    /// What an error item of the incoming stream ends: a layer's deliberate
+    /// [`TransportError::Refused`](teleportal_transport::TransportError::Refused) is a close
+    /// with its code and reason, anything else a failed transport.
+    pub(crate) fn incoming<E: std::error::Error + Send + Sync + 'static>(error: E) -> Stop {
+        let error: crate::error::BoxError = Box::new(error);
+        match error.downcast::<teleportal_transport::TransportError>() {
+            Ok(refused) => match *refused {
+                teleportal_transport::TransportError::Refused { code, reason } => {
+                    Stop::Closed(CloseReason::Other { code, reason })
+                }
+                other => Stop::Transport(Box::new(other)),
+            },
+            Err(other) => Stop::Transport(other),
+        }
+    }
+}
+
 /// The most queued broadcasts a driver writes before one flush: under load a driver drains
 /// what piled up while it was busy and pays one flush (one syscall on a socket, one wakeup of
 /// the reader) for all of them; a lone broadcast is still flushed at once.

@@ -130,7 +130,7 @@ impl YConnection {
                 }
                 item = incoming.next() => match item {
                     None => return Ok(()),
-                    Some(Err(error)) => return Err(Stop::Transport(Box::new(error))),
+                    Some(Err(error)) => return Err(Stop::incoming(error)),
                     Some(Ok(message)) => {
                         if let Some(reply) = self.handle(&session, message).await? {
                             send(outgoing, reply, &closer).await?;

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::{
-    AppendOptions, AppendReceipt, DocumentId, DocumentMetadata, DocumentStorage, Seq,
-    StorageError, StoredDocument,
+    AppendOptions, AppendReceipt, DocumentId, DocumentMetadata, DocumentStorage, Seq, StorageError,
+    StoredDocument,
 };
 
 /// A decorator over another [`DocumentStorage`]: implement this instead of `DocumentStorage`

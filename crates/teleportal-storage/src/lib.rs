@@ -42,9 +42,9 @@
 
 pub mod batching;
 mod bundle;
-mod delegate;
 #[cfg(feature = "test-util")]
 pub mod conformance;
+mod delegate;
 mod document;
 pub mod encryption;
 mod error;

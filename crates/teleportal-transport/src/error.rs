@@ -47,6 +47,15 @@ pub enum TransportError {
     /// The other end of an in-process channel is gone.
     #[error("transport channel closed")]
     Closed,
+    /// A layer ends the connection on purpose (a rate limit, a policy): the engine stops
+    /// serving it and passes `code` and `reason` on as the close frame (RFC 6455 §7.4).
+    #[error("{reason}")]
+    Refused {
+        /// The WebSocket close code, e.g. 1008 "policy violation".
+        code: u16,
+        /// Why, for the client.
+        reason: String,
+    },
 }
 
 impl From<CodecError> for TransportError {

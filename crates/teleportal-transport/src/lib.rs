@@ -10,7 +10,8 @@
 //!   `AsyncRead + AsyncWrite`;
 //! - [`MaxMessageSize`]: rejects incoming messages above a size, with the NACK text of §7;
 //! - [`Inspect`]: shows every message in and out to a callback;
-//! - [`Metered`]: counts messages, bytes and errors into shared [`TransportMetrics`].
+//! - [`Metered`]: counts messages, bytes and errors into shared [`TransportMetrics`];
+//! - [`Duplex`]: a reading and a writing half as one transport.
 //!
 //! ```
 //! use futures::{SinkExt, StreamExt, channel::mpsc};
@@ -66,6 +67,7 @@
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
+mod duplex;
 mod error;
 mod inspect;
 mod limit;
@@ -74,6 +76,7 @@ mod metrics;
 mod size;
 pub mod ws;
 
+pub use duplex::Duplex;
 pub use error::{BoxError, TransportError};
 pub use inspect::{Direction, Inspect, InspectLayer, Inspection};
 pub use limit::{MaxMessageSize, MaxMessageSizeLayer};

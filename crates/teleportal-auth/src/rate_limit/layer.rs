@@ -7,7 +7,6 @@ use std::task::{Context, Poll, ready};
 use futures::{Sink, Stream};
 use pin_project_lite::pin_project;
 use teleportal_core::{AckMessage, Body, Frame, Message};
-use tower_layer::Layer;
 
 use super::{DebugFuture, RateLimitCheck, RateLimiter};
 
@@ -37,17 +36,19 @@ pin_project! {
     /// the sink, no further message is read: a flooding client is slowed to the pace at which
     /// it reads its NACKs.
     ///
+    /// A server applies it to every connection through `RateLimitLayer` (feature `server`);
+    /// by hand:
+    ///
     /// ```
     /// use std::sync::Arc;
-    /// use teleportal_auth::{Layer, MemoryRateLimiter, RateLimitLayer, RateLimitRule};
+    /// use teleportal_auth::{MemoryRateLimiter, RateLimitRule, RateLimited};
     ///
     /// let limiter = Arc::new(MemoryRateLimiter::new(vec![RateLimitRule::per_user_per_second(50)]));
-    /// // Per connection: who it is, a connection number, and 10 violations before disconnecting.
-    /// let layer = RateLimitLayer::new(limiter, "alice", 1, 10);
     /// # fn transport() -> futures::channel::mpsc::UnboundedSender<teleportal_core::Frame> {
     /// #     futures::channel::mpsc::unbounded().0
     /// # }
-    /// let limited = layer.layer(transport());
+    /// // Who the connection is, a connection number, and 10 violations before disconnecting.
+    /// let limited = RateLimited::new(transport(), limiter, "alice", 1, 10);
     /// assert_eq!(limited.violations(), 0);
     /// ```
     #[derive(Debug)]
@@ -216,46 +217,6 @@ where
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.project().inner.poll_close(cx)
-    }
-}
-
-/// Applies [`RateLimited`] to a connection's transport.
-#[derive(Debug, Clone)]
-pub struct RateLimitLayer {
-    limiter: Arc<dyn RateLimiter>,
-    user: Arc<str>,
-    connection: u64,
-    max_violations: u32,
-}
-
-impl RateLimitLayer {
-    /// A layer for connection `connection` of `user`; see [`RateLimited::new`].
-    pub fn new(
-        limiter: Arc<dyn RateLimiter>,
-        user: impl Into<Arc<str>>,
-        connection: u64,
-        max_violations: u32,
-    ) -> Self {
-        Self {
-            limiter,
-            user: user.into(),
-            connection,
-            max_violations,
-        }
-    }
-}
-
-impl<T> Layer<T> for RateLimitLayer {
-    type Service = RateLimited<T>;
-
-    fn layer(&self, inner: T) -> RateLimited<T> {
-        RateLimited::new(
-            inner,
-            Arc::clone(&self.limiter),
-            Arc::clone(&self.user),
-            self.connection,
-            self.max_violations,
-        )
     }
 }
 

@@ -24,6 +24,8 @@
 //! assert!(limiter.check("bob", 2, "doc", now).is_ok());
 //! ```
 
+#[cfg(feature = "server")]
+mod connection;
 mod layer;
 #[cfg(feature = "redis")]
 mod redis;
@@ -34,7 +36,9 @@ use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-pub use layer::{RateLimitExceeded, RateLimitLayer, RateLimited};
+#[cfg(feature = "server")]
+pub use connection::{HeldBack, RateLimitLayer};
+pub use layer::{RateLimitExceeded, RateLimited};
 #[cfg(feature = "redis")]
 pub use redis::RedisRateLimiter;
 

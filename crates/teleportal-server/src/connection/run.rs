@@ -59,7 +59,7 @@ impl Connection {
                         }
                         return Ok(());
                     }
-                    Some(Err(error)) => return Err(Stop::Transport(Box::new(error))),
+                    Some(Err(error)) => return Err(Stop::incoming(error)),
                     Some(Ok(frame)) => {
                         let replies = match self.start(frame).await {
                             Next::Storing(store) => {
