@@ -115,47 +115,42 @@ impl<L: ConnectionLayer + ?Sized> ConnectionLayer for Arc<L> {
     }
 }
 
-/// Refuses incoming messages above the size, for both protocols (see
-/// [`MaxMessageSize`](teleportal_transport::MaxMessageSize)).
-impl ConnectionLayer for MaxMessageSizeLayer {
-    fn teleportal<'a>(
-        &self,
-        _: &ClientContext,
-        connection: BoxConnection<'a, Frame>,
-    ) -> BoxConnection<'a, Frame> {
-        Box::pin(teleportal_transport::Layer::layer(self, connection))
-    }
+/// A `ConnectionLayer` for a tower layer of teleportal-transport that wraps both protocols
+/// alike.
+macro_rules! transport_layer {
+    ($(#[$doc:meta])* $layer:ty) => {
+        $(#[$doc])*
+        impl ConnectionLayer for $layer {
+            fn teleportal<'a>(
+                &self,
+                _: &ClientContext,
+                connection: BoxConnection<'a, Frame>,
+            ) -> BoxConnection<'a, Frame> {
+                Box::pin(teleportal_transport::Layer::layer(self, connection))
+            }
 
-    fn y_websocket<'a>(
-        &self,
-        _: &ClientContext,
-        _: &str,
-        connection: BoxConnection<'a, YMessage>,
-    ) -> BoxConnection<'a, YMessage> {
-        Box::pin(teleportal_transport::Layer::layer(self, connection))
-    }
+            fn y_websocket<'a>(
+                &self,
+                _: &ClientContext,
+                _: &str,
+                connection: BoxConnection<'a, YMessage>,
+            ) -> BoxConnection<'a, YMessage> {
+                Box::pin(teleportal_transport::Layer::layer(self, connection))
+            }
+        }
+    };
 }
 
-/// Counts every connection's messages and bytes into the layer's shared
-/// [`TransportMetrics`](teleportal_transport::TransportMetrics), for both protocols.
-impl ConnectionLayer for MeteredLayer {
-    fn teleportal<'a>(
-        &self,
-        _: &ClientContext,
-        connection: BoxConnection<'a, Frame>,
-    ) -> BoxConnection<'a, Frame> {
-        Box::pin(teleportal_transport::Layer::layer(self, connection))
-    }
-
-    fn y_websocket<'a>(
-        &self,
-        _: &ClientContext,
-        _: &str,
-        connection: BoxConnection<'a, YMessage>,
-    ) -> BoxConnection<'a, YMessage> {
-        Box::pin(teleportal_transport::Layer::layer(self, connection))
-    }
-}
+transport_layer!(
+    /// Refuses incoming messages above the size, for both protocols (see
+    /// [`MaxMessageSize`](teleportal_transport::MaxMessageSize)).
+    MaxMessageSizeLayer
+);
+transport_layer!(
+    /// Counts every connection's messages and bytes into the layer's shared
+    /// [`TransportMetrics`](teleportal_transport::TransportMetrics), for both protocols.
+    MeteredLayer
+);
 
 /// A stack of [`ConnectionLayer`]s, cheap to clone.
 ///
