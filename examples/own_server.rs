@@ -5,8 +5,8 @@ use teleportal::auth::{MemoryRateLimiter, RateLimitLayer, RateLimitRule, TokenCo
 use teleportal::axum::{ConnectRequest, RouterBuilder, verify_token};
 use teleportal::server::{Access, ClientContext, PermissionChecker, Server, async_trait};
 use teleportal::storage::{AppendOptions, AppendReceipt, DelegateStorage, DocumentStorage};
-use teleportal::storage::{DocumentId as Id, DocumentStore, SqliteStorage, StorageError as E};
-use {bytes::Bytes, futures::FutureExt};
+use teleportal::storage::{DocumentId as Id, DocumentStore, StorageError as E};
+use {bytes::Bytes, futures::FutureExt, teleportal::sqlite::SqliteStorage};
 /// A storage decorator: counts appends, forwards everything else.
 struct Counted(SqliteStorage, AtomicU64);
 #[async_trait]

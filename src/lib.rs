@@ -6,6 +6,8 @@
 //! |---|---|---|
 //! | [`core`] | `teleportal-core`: wire protocol, codecs, Merkle chunking | always |
 //! | `storage` | `teleportal-storage` | `storage` |
+//! | `sqlite` | `teleportal-sqlite`: `SqliteStorage`, the embedded durable default | `sqlite` |
+//! | `fs` | `teleportal-fs`: `LocalFileStorage`, files as plain files (Unix) | `fs` |
 //! | `pubsub` | `teleportal-pubsub` | `pubsub` |
 //! | `auth` | `teleportal-auth` | `auth` |
 //! | `transport` | `teleportal-transport` | `transport` |
@@ -32,6 +34,8 @@ pub use teleportal_core as core;
 pub use teleportal_auth as auth;
 #[cfg(feature = "axum")]
 pub use teleportal_axum as axum;
+#[cfg(feature = "fs")]
+pub use teleportal_fs as fs;
 #[cfg(feature = "nats")]
 pub use teleportal_nats as nats;
 #[cfg(feature = "postgres")]
@@ -44,6 +48,8 @@ pub use teleportal_redis as redis;
 pub use teleportal_s3 as s3;
 #[cfg(feature = "server")]
 pub use teleportal_server as server;
+#[cfg(feature = "sqlite")]
+pub use teleportal_sqlite as sqlite;
 #[cfg(feature = "storage")]
 pub use teleportal_storage as storage;
 #[cfg(feature = "transport")]

@@ -22,7 +22,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use teleportal::storage::{DocumentId, DocumentStore, SqliteStorage};
+use teleportal::sqlite::SqliteStorage;
+use teleportal::storage::{DocumentId, DocumentStore};
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, Transact};
 

@@ -4,11 +4,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use teleportal::fs::LocalFileStorage;
 use teleportal::pubsub::NodePubSub;
 use teleportal::server::Server;
+use teleportal::sqlite::SqliteStorage;
 use teleportal::storage::{
-    DocumentStorage, FileStorage, FileStores, LocalFileStorage, SqliteStorage, StoreBundle,
-    TemporaryUploadStorage,
+    DocumentStorage, FileStorage, FileStores, StoreBundle, TemporaryUploadStorage,
 };
 
 use crate::Error;

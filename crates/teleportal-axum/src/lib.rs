@@ -2,7 +2,8 @@
 //!
 //! ```no_run
 //! use teleportal_server::Server;
-//! use teleportal_storage::{DocumentStore, SqliteStorage};
+//! use teleportal_sqlite::SqliteStorage;
+//! use teleportal_storage::DocumentStore;
 //!
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {

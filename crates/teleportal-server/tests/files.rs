@@ -19,10 +19,10 @@ use teleportal_core::rpc::{
     FileUploadRequest, FileUploadResponse,
 };
 use teleportal_core::{AckMessage, Any, Body, Message, RpcKind, RpcMessage, RpcPayload};
+#[cfg(unix)]
+use teleportal_fs::LocalFileStorage;
 use teleportal_server::rpc::FileRpc;
 use teleportal_server::{Access, ClientContext, PermissionChecker, Server};
-#[cfg(unix)]
-use teleportal_storage::LocalFileStorage;
 use teleportal_storage::{
     DocumentStore, FileId, FileStorage, MemoryStorage, TemporaryUploadStorage,
 };

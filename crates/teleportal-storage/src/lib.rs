@@ -27,15 +27,15 @@
 //! - Layers wrap a backend and implement the same trait, so they stack in any order:
 //!   [`VirtualStorage`] ([`batching`]) buffers appends and writes them in batches;
 //!   [`EncryptedStorage`] ([`encryption`]) encrypts everything stored with AES-256-GCM.
-//! - [`LocalFileStorage`] (Unix) keeps finished files and uploads in progress as plain files
-//!   under a data directory: an upload is written to disk once as it arrives, synced in
-//!   64 MiB checkpoints, and finishing it ([`FinishUpload`]) is a directory rename, so a
-//!   1 GiB file never passes through memory.
 //! - `conformance` (feature `test-util`) is the one suite every backend runs.
+//! - Durable backends are adapter crates, so a crate that needs only the traits (the engine,
+//!   the other adapters) compiles no database: `teleportal-sqlite` (`SqliteStorage`, the
+//!   embedded durable default: SQLite, bundled, in WAL mode, with group commit), `teleportal-fs`
+//!   (`LocalFileStorage`, Unix: files and uploads as plain files, finished by a rename),
+//!   `teleportal-postgres` and `teleportal-s3`. [`MemoryStorage`] stays here, for tests and
+//!   single-process demos.
 //!
 //! # Features
-//! - `sqlite` (default): [`SqliteStorage`], the embedded durable store (SQLite, bundled, in WAL
-//!   mode, with group commit).
 //! - `test-util`: the conformance suite.
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
@@ -50,12 +50,8 @@ pub mod encryption;
 mod error;
 mod file;
 mod id;
-#[cfg(unix)]
-mod local;
 mod memory;
 pub mod milestone;
-#[cfg(feature = "sqlite")]
-mod sqlite;
 mod store;
 mod update;
 mod upload;
@@ -73,12 +69,8 @@ pub use encryption::EncryptedStorage;
 pub use error::{BoxError, StorageError};
 pub use file::{ChunkStream, FileId, FileMetadata, FileStorage};
 pub use id::DocumentId;
-#[cfg(unix)]
-pub use local::LocalFileStorage;
 pub use memory::MemoryStorage;
 pub use milestone::{Milestone, MilestoneMeta, MilestoneStorage};
-#[cfg(feature = "sqlite")]
-pub use sqlite::{DATABASE_FILE, SqliteConfig, SqliteStorage};
 pub use store::{CompactionPolicy, DocumentState, DocumentStore, SizeLimits, SizeWarning};
 /// An error and its causes, for log lines (the family's one [`teleportal_core::ErrorChain`]).
 pub use teleportal_core::ErrorChain;

@@ -110,8 +110,25 @@ impl<S: MilestoneStorage + ?Sized> MilestoneStorage for Arc<S> {
     }
 }
 
-/// Sorts metadata in creation order (`created_at`, then id), as listings return it.
-pub(crate) fn sort_in_creation_order(metas: &mut [MilestoneMeta]) {
+/// Sorts metadata in creation order (`created_at`, then id), the order
+/// [`MilestoneStorage::milestones`] returns.
+///
+/// For backends: sort what a listing read with this, so every backend lists ties alike.
+///
+/// ```
+/// use teleportal_storage::milestone::{CreatedBy, CreatorKind, MilestoneMeta, sort_in_creation_order};
+///
+/// let alice = CreatedBy { kind: CreatorKind::User, id: "alice".into() };
+/// let mut metas = vec![
+///     MilestoneMeta::new("room/doc", "b", "Second", 2.0, alice.clone()),
+///     MilestoneMeta::new("room/doc", "a", "First", 2.0, alice.clone()),
+///     MilestoneMeta::new("room/doc", "c", "Oldest", 1.0, alice),
+/// ];
+/// sort_in_creation_order(&mut metas);
+/// let ids: Vec<&str> = metas.iter().map(|m| m.id.as_str()).collect();
+/// assert_eq!(ids, ["c", "a", "b"]); // oldest first; a tie goes by id
+/// ```
+pub fn sort_in_creation_order(metas: &mut [MilestoneMeta]) {
     metas.sort_by(|a, b| {
         a.created_at
             .total_cmp(&b.created_at)

@@ -5,7 +5,7 @@
 //! what group commit makes of concurrency. Updates are small real Yjs updates (one typed
 //! character each) made with yrs before timing starts.
 //!
-//! Run with `cargo bench -p teleportal-storage --bench append`; figures go to
+//! Run with `cargo bench -p teleportal-sqlite --bench append`; figures go to
 //! `docs/storage.md`.
 // The bench's clients are yrs documents; the store under test never builds one.
 #![allow(clippy::disallowed_types)]
@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use teleportal_storage::{DocumentId, DocumentStore, SqliteStorage};
+use teleportal_sqlite::SqliteStorage;
+use teleportal_storage::{DocumentId, DocumentStore};
 use yrs::{Doc, ReadTxn, Text, Transact};
 
 /// One Yjs update per typed character, as an editor sends them (V1, ~20-30 bytes each).

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use teleportal_storage::FileId;
+
 use super::file::OpenFile;
-use crate::FileId;
 
 /// How many files stay open. Each holds one file descriptor.
 const CAPACITY: usize = 64;

@@ -13,8 +13,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use teleportal_storage::{DocumentId, FileId, StorageError};
+
 use super::disk::{self, io_error};
-use crate::{DocumentId, FileId, StorageError};
 
 /// The declared metadata (and an upload's start time).
 pub(super) const META: &str = "meta";

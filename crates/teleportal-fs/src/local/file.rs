@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use teleportal_storage::{DocumentId, FileId, FileMetadata, FileStorage, StorageError};
 
 use super::codec::{self, Extent};
 use super::disk::{self, blocking, io_error};
 use super::layout::{self, DATA, INDEX, Layout, META};
 use super::{Inner, LocalFileStorage, not_found};
-use crate::{DocumentId, FileId, FileMetadata, FileStorage, StorageError};
 
 /// A finished file, open for reading.
 #[derive(Debug)]

@@ -1,16 +1,16 @@
 //! `SqliteStorage` behaviour through the public traits: durability across reopen, group
 //! commit under concurrency, per-write rollback inside a group, and the contract's rules.
-#![cfg(feature = "sqlite")]
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use teleportal_sqlite::SqliteStorage;
 use teleportal_storage::milestone::{CreatedBy, CreatorKind};
 use teleportal_storage::{
     AppendOptions, DocumentId, DocumentStorage, FileId, FileMetadata, FileStorage, Milestone,
-    MilestoneMeta, MilestoneStorage, SqliteStorage, StorageError, TemporaryUploadStorage,
+    MilestoneMeta, MilestoneStorage, StorageError, TemporaryUploadStorage,
 };
 
 fn update(tag: &str) -> Bytes {

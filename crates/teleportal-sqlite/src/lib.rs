@@ -1,5 +1,39 @@
-//! [`SqliteStorage`]: the embedded durable default, one SQLite database (bundled, WAL) in a data
-//! directory, with group commit.
+//! The embedded durable store for Teleportal: [`SqliteStorage`], one SQLite database (bundled,
+//! WAL) in a data directory, with group commit.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use teleportal_sqlite::SqliteStorage;
+//! use teleportal_storage::{DocumentId, DocumentStore};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let store = DocumentStore::new(SqliteStorage::open(dir.path())?);
+//! let doc = DocumentId::from("room/notes");
+//! store.append(&doc, Bytes::from_static(&[0, 0])).await?; // durable once this resolves
+//! let state = store.read(&doc).await?;
+//! assert_eq!(state.state_vector.as_ref(), &[0]); // nothing from any client yet
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Why this shape
+//! - [`SqliteStorage`] implements all four storage traits of `teleportal-storage`
+//!   ([`DocumentStorage`](teleportal_storage::DocumentStorage),
+//!   [`MilestoneStorage`](teleportal_storage::MilestoneStorage),
+//!   [`FileStorage`](teleportal_storage::FileStorage),
+//!   [`TemporaryUploadStorage`](teleportal_storage::TemporaryUploadStorage), plus
+//!   [`FinishUpload`](teleportal_storage::FinishUpload)) and passes their conformance suites,
+//!   so the storage layers (batching, encryption) stack on it.
+//! - It is a crate of its own so that only what uses it compiles SQLite: the engine and the
+//!   PostgreSQL and S3 adapters depend on `teleportal-storage` alone.
+//! - Nothing to install or run: rusqlite's `bundled` feature compiles SQLite in, and a data
+//!   directory is the whole deployment.
+//!
+//! The facade crate `teleportal` re-exports this crate as `teleportal::sqlite` under its
+//! `sqlite` feature (on by default).
+#![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
 
 mod document;
 mod file;
@@ -15,9 +49,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
+use teleportal_storage::StorageError;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::StorageError;
 use writer::{Job, Pending};
 
 /// The database file inside the data directory.
@@ -29,7 +63,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Tuning for [`SqliteStorage`]; the defaults suit a server.
 ///
 /// ```
-/// use teleportal_storage::SqliteConfig;
+/// use teleportal_sqlite::SqliteConfig;
 ///
 /// let config = SqliteConfig::default().with_max_batch(256).with_read_connections(8);
 /// assert_eq!(config.max_batch(), 256);
@@ -98,7 +132,8 @@ impl SqliteConfig {
 ///
 /// ```
 /// use bytes::Bytes;
-/// use teleportal_storage::{AppendOptions, DocumentId, DocumentStorage, SqliteStorage};
+/// use teleportal_sqlite::SqliteStorage;
+/// use teleportal_storage::{AppendOptions, DocumentId, DocumentStorage};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let dir = tempfile::tempdir()?;
@@ -164,7 +199,7 @@ impl SqliteStorage {
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// // A fresh, empty store, e.g. for a test:
-    /// let storage = teleportal_storage::SqliteStorage::open(tempfile::tempdir()?.keep())?;
+    /// let storage = teleportal_sqlite::SqliteStorage::open(tempfile::tempdir()?.keep())?;
     /// # drop(storage);
     /// # Ok(()) }
     /// ```

@@ -1,9 +1,9 @@
 //! Connection settings and the schema, versioned with `PRAGMA user_version`.
 
 use rusqlite::{Connection, TransactionBehavior};
+use teleportal_storage::StorageError;
 
 use super::{BUSY_TIMEOUT, sql};
-use crate::StorageError;
 
 /// The schema this build writes. Each later version adds one step to [`migrate`].
 pub(super) const SCHEMA_VERSION: i64 = 1;

@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use teleportal_storage::{FileId, FileMetadata, StorageError, UploadProgress};
 
 use super::codec::{self, Extent};
 use super::disk::{self, io_error};
 use super::layout::{DATA, INDEX, INDEX_TMP, Layout, META};
-use crate::{FileId, FileMetadata, StorageError, UploadProgress};
 
 /// An upload session, shared by the requests that touch it.
 #[derive(Debug)]
@@ -400,7 +400,7 @@ impl Session {
             while session.wants_checkpoint(threshold) {
                 if let Err(error) = session.checkpoint() {
                     // The next checkpoint, `take` or `finish_upload` tries again and reports.
-                    tracing::warn!(upload = %session.metadata.id, error = %teleportal_core::ErrorChain::new(&error), "upload checkpoint failed");
+                    tracing::warn!(upload = %session.metadata.id, error = %teleportal_storage::ErrorChain::new(&error), "upload checkpoint failed");
                     break;
                 }
             }

@@ -7,10 +7,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use teleportal_storage::StorageError;
 
 use super::codec::Extent;
 use super::layout::Layout;
-use crate::StorageError;
 
 /// The backend name in [`StorageError::Backend`].
 pub(super) const BACKEND: &str = "local";

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use teleportal_fs::LocalFileStorage;
 use teleportal_storage::{
-    DocumentId, FileId, FileMetadata, FileStorage, FinishUpload, LocalFileStorage, StorageError,
+    DocumentId, FileId, FileMetadata, FileStorage, FinishUpload, StorageError,
     TemporaryUploadStorage,
 };
 

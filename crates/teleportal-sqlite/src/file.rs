@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use teleportal_storage::{DocumentId, FileId, FileMetadata, FileStorage, StorageError};
 
 use super::{SqliteStorage, not_found, sql, u64_from_sql, u64_to_sql};
-use crate::{DocumentId, FileId, FileMetadata, FileStorage, StorageError};
 
 /// The columns [`metadata_from_row`] reads, in order; `files` and `uploads` both have them.
 pub(super) const METADATA_COLUMNS: &str =
@@ -14,17 +14,19 @@ pub(super) const METADATA_COLUMNS: &str =
 
 /// Reads [`METADATA_COLUMNS`] starting at column 0.
 pub(super) fn metadata_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<FileMetadata> {
-    Ok(FileMetadata {
-        id: FileId::new(row.get(0)?),
-        filename: row.get(1)?,
-        size: u64_from_sql(row.get(2)?),
-        mime_type: row.get(3)?,
-        last_modified: u64_from_sql(row.get(4)?),
-        encrypted: row.get(5)?,
-        chunk_size: row.get(6)?,
-        chunk_count: row.get(7)?,
-        document: row.get::<_, Option<String>>(8)?.map(DocumentId::from),
-    })
+    // `FileMetadata` is non-exhaustive: built by `new`, then the columns it leaves out.
+    let mut metadata = FileMetadata::new(
+        FileId::new(row.get(0)?),
+        row.get::<_, String>(1)?,
+        u64_from_sql(row.get(2)?),
+        row.get::<_, String>(3)?,
+        row.get(6)?,
+        row.get(7)?,
+    );
+    metadata.last_modified = u64_from_sql(row.get(4)?);
+    metadata.encrypted = row.get(5)?;
+    metadata.document = row.get::<_, Option<String>>(8)?.map(DocumentId::from);
+    Ok(metadata)
 }
 
 /// [`METADATA_COLUMNS`]' values for `metadata`, in order, as statement parameters.

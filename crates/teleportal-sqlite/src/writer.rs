@@ -5,10 +5,10 @@ use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
+use teleportal_storage::StorageError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::sql;
-use crate::StorageError;
 
 /// One queued write.
 pub(super) trait Job: Send {

@@ -1,14 +1,15 @@
 //! [`LocalFileStorage`] passes the file, upload and finish suites, on both runtime flavours
 //! and under the encryption layer (whose sealed chunks are longer than `chunk_size`).
-#![cfg(all(feature = "test-util", unix))]
+#![cfg(unix)]
 
 use std::sync::Arc;
 
+use teleportal_fs::LocalFileStorage;
+use teleportal_storage::EncryptedStorage;
 use teleportal_storage::conformance::{
     run_file_storage_suite, run_finish_upload_suite, run_upload_storage_suite,
 };
 use teleportal_storage::encryption::{KeyId, StaticKeys};
-use teleportal_storage::{EncryptedStorage, LocalFileStorage};
 
 /// A fresh store in its own directory. The directory outlives the store (the suite owns the
 /// store, not the directory), so it goes under the target dir's temp area.

@@ -14,23 +14,23 @@ use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use teleportal_storage::{FileId, StorageError};
+
 use cache::FileCache;
 use disk::blocking;
 use layout::Layout;
 use session::Session;
 
-use crate::{FileId, StorageError};
-
-/// [`FileStorage`](crate::FileStorage), [`TemporaryUploadStorage`](crate::TemporaryUploadStorage)
-/// and [`FinishUpload`](crate::FinishUpload) as plain files under a root directory: an upload
-/// is appended to one file as it arrives, never held in memory, and finishing it renames its
-/// directory into place.
+/// [`FileStorage`](teleportal_storage::FileStorage),
+/// [`TemporaryUploadStorage`](teleportal_storage::TemporaryUploadStorage) and
+/// [`FinishUpload`](teleportal_storage::FinishUpload) as plain files under a root directory:
+/// an upload is appended to one file as it arrives, never held in memory, and finishing it
+/// renames its directory into place.
 ///
 /// ```
 /// use bytes::Bytes;
-/// use teleportal_storage::{
-///     FileId, FileMetadata, FileStorage, FinishUpload, LocalFileStorage, TemporaryUploadStorage,
-/// };
+/// use teleportal_fs::LocalFileStorage;
+/// use teleportal_storage::{FileId, FileMetadata, FileStorage, FinishUpload, TemporaryUploadStorage};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let dir = tempfile::tempdir()?;
@@ -74,14 +74,15 @@ use crate::{FileId, StorageError};
 ///   [`with_checkpoint_bytes`](Self::with_checkpoint_bytes) bytes (64 MiB by default) a
 ///   background checkpoint syncs `data` and atomically rewrites `index`; after a crash an
 ///   upload lists the chunks of its last checkpoint and the client sends the rest again, as
-///   [`TemporaryUploadStorage`](crate::TemporaryUploadStorage) allows.
+///   [`TemporaryUploadStorage`](teleportal_storage::TemporaryUploadStorage) allows.
 ///   [`sync_upload`](Self::sync_upload) and [`sync_uploads`](Self::sync_uploads) checkpoint
 ///   at once (before a planned shutdown, say).
 /// - `finish_upload` first makes the whole upload durable, then renames it; `take` reads it
 ///   and removes it.
 ///
 /// Each upload touched since the store opened keeps its `data` file open until it ends;
-/// run [`expire`](crate::TemporaryUploadStorage::expire) now and then to end abandoned ones.
+/// run [`expire`](teleportal_storage::TemporaryUploadStorage::expire) now and then to end
+/// abandoned ones.
 pub struct LocalFileStorage {
     inner: Arc<Inner>,
     checkpoint_bytes: u64,
@@ -134,7 +135,7 @@ impl LocalFileStorage {
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use teleportal_storage::LocalFileStorage;
+    /// use teleportal_fs::LocalFileStorage;
     ///
     /// let dir = tempfile::tempdir()?;
     /// let store = LocalFileStorage::open(dir.path())?.with_checkpoint_bytes(8 << 20);

@@ -9,7 +9,6 @@
 //! SIGKILL tests that nothing is acknowledged before its transaction committed and that a
 //! killed writer leaves a store that opens and holds every commit; the OS page cache survives
 //! the kill, so power loss (fsync itself) is not what this exercises.
-#![cfg(feature = "sqlite")]
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
@@ -18,7 +17,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use teleportal_storage::{AppendOptions, DocumentId, DocumentStorage, SqliteStorage};
+use teleportal_sqlite::SqliteStorage;
+use teleportal_storage::{AppendOptions, DocumentId, DocumentStorage};
 
 const TEST_NAME: &str = "acknowledged_appends_survive_sigkill";
 const CHILD_DIR: &str = "TELEPORTAL_SQLITE_CRASH_CHILD_DIR";

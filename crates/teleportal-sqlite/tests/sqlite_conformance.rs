@@ -1,15 +1,15 @@
 //! [`SqliteStorage`], the embedded default, passes every conformance suite, alone and under the
 //! encryption layer.
-#![cfg(all(feature = "test-util", feature = "sqlite"))]
 
 use std::sync::Arc;
 
+use teleportal_sqlite::SqliteStorage;
+use teleportal_storage::EncryptedStorage;
 use teleportal_storage::conformance::{
     run_document_storage_suite, run_file_storage_suite, run_finish_upload_suite,
     run_milestone_storage_suite, run_upload_storage_suite,
 };
 use teleportal_storage::encryption::{KeyId, StaticKeys};
-use teleportal_storage::{EncryptedStorage, SqliteStorage};
 
 /// A fresh store in its own temporary directory. The directory outlives the store (the suite
 /// owns the store, not the directory), so it goes under the target dir's temp area.

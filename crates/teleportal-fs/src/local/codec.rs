@@ -18,7 +18,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{DocumentId, FileId, FileMetadata, StorageError};
+use teleportal_storage::{DocumentId, FileId, FileMetadata, StorageError};
 
 const META_MAGIC: &[u8; 4] = b"TPLm";
 const INDEX_MAGIC: &[u8; 4] = b"TPLi";
@@ -156,17 +156,11 @@ pub(super) fn decode_meta(
         None
     };
     r.finish()?;
-    let metadata = FileMetadata {
-        id,
-        filename,
-        size,
-        mime_type,
-        last_modified,
-        encrypted: flags & ENCRYPTED != 0,
-        chunk_size,
-        chunk_count,
-        document,
-    };
+    // `FileMetadata` is non-exhaustive: built by `new`, then every field this record holds.
+    let mut metadata = FileMetadata::new(id, filename, size, mime_type, chunk_size, chunk_count);
+    metadata.last_modified = last_modified;
+    metadata.encrypted = flags & ENCRYPTED != 0;
+    metadata.document = document;
     Ok((metadata, started_at))
 }
 

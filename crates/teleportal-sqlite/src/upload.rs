@@ -7,12 +7,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use teleportal_storage::{
+    FileId, FileMetadata, FinishUpload, StorageError, TemporaryUploadStorage, UploadProgress,
+};
 
 use super::file::{METADATA_COLUMNS, chunk_row, metadata_from_row, metadata_values};
 use super::{SqliteStorage, not_found, sql};
-use crate::{
-    FileId, FileMetadata, FinishUpload, StorageError, TemporaryUploadStorage, UploadProgress,
-};
 
 #[async_trait]
 #[deny(clippy::missing_trait_methods)]

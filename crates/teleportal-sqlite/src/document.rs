@@ -3,12 +3,12 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension};
-
-use super::{SqliteStorage, sql};
-use crate::{
+use teleportal_storage::{
     AppendOptions, AppendReceipt, DocumentId, DocumentMetadata, DocumentStorage, Seq, StorageError,
     StoredDocument, StoredUpdate,
 };
+
+use super::{SqliteStorage, sql};
 
 #[async_trait]
 #[deny(clippy::missing_trait_methods)]

@@ -8,15 +8,15 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use teleportal_storage::{
+    FileId, FileMetadata, FinishUpload, StorageError, TemporaryUploadStorage, UploadProgress,
+};
 
 use super::codec::Extent;
 use super::disk::{self, blocking, io_error};
 use super::layout;
 use super::session::{self, Session};
 use super::{LocalFileStorage, not_found};
-use crate::{
-    FileId, FileMetadata, FinishUpload, StorageError, TemporaryUploadStorage, UploadProgress,
-};
 
 /// The progress of `session` if it is the upload `metadata` declares; `None` if the session
 /// ended meanwhile.
@@ -158,11 +158,11 @@ impl TemporaryUploadStorage for LocalFileStorage {
                         // it goes in time instead of taking space for good.
                         Err(error) => match entry.metadata().and_then(|m| m.modified()) {
                             Ok(changed) => {
-                                tracing::warn!(upload = %id, error = %teleportal_core::ErrorChain::new(&error), "expiring a damaged upload by its directory's age");
+                                tracing::warn!(upload = %id, error = %teleportal_storage::ErrorChain::new(&error), "expiring a damaged upload by its directory's age");
                                 changed
                             }
                             Err(_) => {
-                                tracing::warn!(upload = %id, error = %teleportal_core::ErrorChain::new(&error), "cannot read upload to expire it");
+                                tracing::warn!(upload = %id, error = %teleportal_storage::ErrorChain::new(&error), "cannot read upload to expire it");
                                 continue;
                             }
                         },

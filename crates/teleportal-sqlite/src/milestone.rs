@@ -4,10 +4,10 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use rusqlite::OptionalExtension;
+use teleportal_storage::milestone::sort_in_creation_order;
+use teleportal_storage::{DocumentId, Milestone, MilestoneMeta, MilestoneStorage, StorageError};
 
 use super::{SqliteStorage, not_found, sql};
-use crate::milestone::sort_in_creation_order;
-use crate::{DocumentId, Milestone, MilestoneMeta, MilestoneStorage, StorageError};
 
 #[async_trait]
 #[deny(clippy::missing_trait_methods)]
