@@ -452,6 +452,7 @@ pub fn verify_token(
     use teleportal_server::Access;
 
     let Some(token) = token.filter(|t| !t.is_empty()) else {
+        tracing::info!(document, "refused a connection: missing token");
         return Err((StatusCode::UNAUTHORIZED, "missing token"));
     };
     let now = std::time::SystemTime::now()
@@ -460,7 +461,11 @@ pub fn verify_token(
     let claims = tokens.verify(token, now).map_err(|error| {
         // The reason is for the operator's logs; the client learns only that it failed, as
         // in the reference.
-        tracing::debug!(error = &error as &dyn std::error::Error, "token refused");
+        tracing::info!(
+            document,
+            reason = %teleportal_core::ErrorChain::new(&error),
+            "refused a connection: invalid token"
+        );
         (StatusCode::UNAUTHORIZED, "invalid token")
     })?;
     let user = claims.user_id.clone();
@@ -479,6 +484,11 @@ pub fn verify_token(
     if let Some(document) = document
         && !TokenPermissionChecker::allows(&client, document, Access::Read)
     {
+        tracing::info!(
+            document,
+            user = %client.client_id,
+            "refused a connection: the token does not grant this document"
+        );
         return Err((StatusCode::FORBIDDEN, "token does not grant this document"));
     }
     Ok(client)
@@ -488,6 +498,8 @@ pub fn verify_token(
 type WsMessage = axum::extract::ws::Message;
 
 async fn teleportal_connection(shared: Shared, client: ClientContext, socket: WebSocket) {
+    let client_id = client.client_id.clone();
+    tracing::info!(client = %client_id, protocol = "teleportal", "connection opened");
     // The engine borrows the writing half, so the close frame can follow once it is done.
     let (mut sink, stream) = socket.split();
     let connection = Duplex::new(
@@ -498,7 +510,7 @@ async fn teleportal_connection(shared: Shared, client: ClientContext, socket: We
         .layers
         .serve_teleportal(&shared.server, client, connection)
         .await;
-    finish(sink, ended).await;
+    finish(sink, &client_id, ended).await;
 }
 
 async fn y_protocols_connection(
@@ -507,6 +519,13 @@ async fn y_protocols_connection(
     document: String,
     socket: WebSocket,
 ) {
+    let client_id = client.client_id.clone();
+    tracing::info!(
+        client = %client_id,
+        protocol = "y-websocket",
+        %document,
+        "connection opened"
+    );
     let (mut sink, stream) = socket.split();
     let connection = Duplex::new(
         YMessageStream::<_, WsMessage>::new(stream),
@@ -516,24 +535,26 @@ async fn y_protocols_connection(
         .layers
         .serve_y_websocket(&shared.server, client, &document, connection)
         .await;
-    finish(sink, ended).await;
+    finish(sink, &client_id, ended).await;
 }
 
 /// Tells the client why the engine ended its connection, then closes the socket.
 async fn finish(
     mut sink: SplitSink<WebSocket, WsMessage>,
+    client: &str,
     ended: Result<Option<CloseReason>, ServerError>,
 ) {
     match ended {
         Ok(Some(reason)) => {
-            tracing::debug!(%reason, code = reason.code(), "closing a connection");
+            tracing::info!(client = %client, %reason, code = reason.code(), "closing a connection");
             // The client may be gone already; the connection is over either way.
             let frame = close::close_frame_with(reason.code(), &reason.to_string());
             let _ = sink.send(frame).await;
         }
-        Ok(None) => {}
-        Err(error) => tracing::debug!(
-            error = &error as &dyn std::error::Error,
+        Ok(None) => tracing::info!(client = %client, "connection closed by the client"),
+        Err(error) => tracing::info!(
+            client = %client,
+            error = %teleportal_core::ErrorChain::new(&error),
             "connection failed"
         ),
     }

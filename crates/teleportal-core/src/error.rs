@@ -114,6 +114,16 @@ pub enum DecodeError {
 /// struct Storage(#[source] std::io::Error);
 /// let error = Storage(std::io::Error::other("disk full"));
 /// assert_eq!(ErrorChain::new(&error).to_string(), "storage failed: disk full");
+///
+/// // A layer that already prints its cause does not get it twice.
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("protocol error: {0}")]
+/// struct Loud(#[source] std::io::Error);
+/// let error = Storage(std::io::Error::other(Loud(std::io::Error::other("reset"))));
+/// assert_eq!(
+///     ErrorChain::new(&error).to_string(),
+///     "storage failed: protocol error: reset"
+/// );
 /// ```
 #[derive(Clone, Copy)]
 pub struct ErrorChain<'a>(&'a (dyn std::error::Error + 'a));
@@ -127,10 +137,17 @@ impl<'a> ErrorChain<'a> {
 
 impl std::fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
         let mut source = self.0.source();
         while let Some(cause) = source {
-            write!(f, ": {cause}")?;
+            let text = cause.to_string();
+            // Some libraries (tungstenite, axum) print their cause in their own message and
+            // also return it as the source: say it once.
+            if !shown.ends_with(&text) {
+                write!(f, ": {text}")?;
+            }
+            shown = text;
             source = cause.source();
         }
         Ok(())
