@@ -1,0 +1,438 @@
+//! The `teleportal` binary as an operator runs it: its help, its exit statuses, tokens from
+//! `teleportal token` against `teleportal serve`, the log lines a refusal and a failed store
+//! leave, and encryption at rest on the files it writes.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+const BIN: &str = env!("CARGO_BIN_EXE_teleportal");
+
+fn teleportal(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run teleportal")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn serve_help_lists_every_setting_with_its_environment_variable() {
+    let output = teleportal(&["serve", "--help"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let help = stdout(&output);
+    // Each option's entry runs from its `--flag` line to the next one; all but help and
+    // version name their variable.
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        // An option's own line is indented 2 (`-h, --help`) or 6 (`--flag`) spaces, its
+        // description 10.
+        let trimmed = line.trim_start();
+        if line.starts_with("      --") || line.starts_with("  -") && !line.starts_with("   ") {
+            let flag = trimmed
+                .split([' ', '=', ','])
+                .find(|w| w.starts_with("--"))
+                .unwrap_or(trimmed)
+                .to_owned();
+            entries.push((flag, String::new()));
+        }
+        if let Some((_, text)) = entries.last_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    let names: Vec<&str> = entries.iter().map(|(f, _)| f.as_str()).collect();
+    for expected in [
+        "--listen",
+        "--data",
+        "--storage",
+        "--files",
+        "--pubsub",
+        "--node-id",
+        "--jwt-secret",
+        "--jwt-public-key",
+        "--rate-limit",
+        "--max-message-size",
+        "--document-size-warning",
+        "--document-size-limit",
+        "--idle-timeout",
+        "--encryption-key-file",
+        "--write-batching",
+        "--log-format",
+        "--shutdown-timeout",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from:\n{help}"
+        );
+    }
+    for (flag, text) in &entries {
+        if flag == "--help" || flag == "--version" {
+            continue;
+        }
+        assert!(
+            text.contains("[env: TELEPORTAL_"),
+            "{flag} has no TELEPORTAL_* variable in:\n{text}"
+        );
+    }
+    assert!(help.contains("Examples:"), "{help}");
+}
+
+#[test]
+fn a_wrong_value_is_a_usage_error_that_says_what_to_write() {
+    let output = teleportal(&["serve", "--max-message-size", "12 parsecs"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("unknown size unit"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = teleportal(&["serve", "--storage", "mysql://db"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("expected postgres://"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = teleportal(&["serve", "--encryption-key-file", "/nonexistent/keys.txt"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("/nonexistent/keys.txt"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// A `teleportal serve` on a free port, with its stderr kept for the test to read.
+struct Serve {
+    child: Child,
+    addr: String,
+    stderr: Option<ChildStderr>,
+}
+
+impl Serve {
+    fn start(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Serve {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start teleportal serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("read the first line");
+        let Some(addr) = line.trim_end().strip_prefix("listening on ws://") else {
+            let mut err = String::new();
+            let _ = child.stderr.take().expect("piped").read_to_string(&mut err);
+            panic!("serve did not start: {line:?}\n{err}");
+        };
+        Serve {
+            addr: addr.to_owned(),
+            stderr: child.stderr.take(),
+            child,
+        }
+    }
+
+    /// SIGTERM, then everything it logged.
+    fn stop(mut self) -> String {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("poll") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut log = String::new();
+        let _ = self.stderr.take().expect("piped").read_to_string(&mut log);
+        assert!(status.success(), "serve exited with {status}:\n{log}");
+        log
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The HTTP status of a WebSocket upgrade to `url` (101 when it is accepted).
+async fn upgrade_status(url: &str) -> u16 {
+    match tokio_tungstenite::connect_async(url).await {
+        Ok((_, response)) => response.status().as_u16(),
+        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("connecting to {url}: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn tokens_from_teleportal_token_open_serve_and_refusals_are_logged() {
+    let data = tempfile::tempdir().unwrap();
+    let secret = "a-test-secret-of-some-length";
+    let server = Serve::start(
+        data.path(),
+        &[],
+        &[("TELEPORTAL_JWT_SECRET", secret), ("RUST_LOG", "info")],
+    );
+    let minted = teleportal(&[
+        "token",
+        "--jwt-secret",
+        secret,
+        "--user",
+        "alice",
+        "--allow",
+        "notes/*=read,write",
+    ]);
+    assert!(minted.status.success(), "{}", stderr(&minted));
+    let token = stdout(&minted).trim().to_owned();
+    assert_eq!(token.split('.').count(), 3, "a compact JWT: {token}");
+
+    let base = format!("ws://{}", server.addr);
+    assert_eq!(
+        upgrade_status(&format!("{base}/notes/today?token={token}")).await,
+        101
+    );
+    assert_eq!(upgrade_status(&format!("{base}/?token={token}")).await, 101);
+    assert_eq!(
+        upgrade_status(&format!("{base}/drafts/x?token={token}")).await,
+        403,
+        "the token does not grant drafts/*"
+    );
+    let forged = teleportal(&[
+        "token",
+        "--jwt-secret",
+        "another-secret",
+        "--user",
+        "mallory",
+        "--allow",
+        "*=admin",
+    ]);
+    let forged = stdout(&forged).trim().to_owned();
+    assert_eq!(
+        upgrade_status(&format!("{base}/notes/today?token={forged}")).await,
+        401
+    );
+    assert_eq!(upgrade_status(&format!("{base}/notes/today")).await, 401);
+
+    let log = server.stop();
+    assert!(log.contains("created a new SQLite store"), "{log}");
+    assert!(
+        log.contains("refused a connection: invalid token")
+            && log.contains("signature verification failed"),
+        "the refusal and its reason:\n{log}"
+    );
+    assert!(log.contains("missing token"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+}
+
+#[test]
+fn a_damaged_database_stops_the_start_with_its_cause() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(
+        data.path().join("teleportal.sqlite3"),
+        b"this is not an SQLite database, not even its header".repeat(100),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start teleportal serve");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("poll").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve started on a damaged database");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("its output");
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(stdout(&output).is_empty(), "it never listened");
+    assert!(err.contains("cannot open the SQLite store"), "{err}");
+    assert!(
+        err.contains("not a database"),
+        "the cause from SQLite itself:\n{err}"
+    );
+}
+
+/// A y-protocols sync-step-2 carrying `update` (message type 0, sync type 2, var-length data).
+fn y_update(update: &[u8]) -> Vec<u8> {
+    let mut message = vec![0, 2];
+    let mut len = update.len();
+    loop {
+        let byte = u8::try_from(len & 0x7f).expect("seven bits");
+        len >>= 7;
+        if len == 0 {
+            message.push(byte);
+            break;
+        }
+        message.push(byte | 0x80);
+    }
+    message.extend_from_slice(update);
+    message
+}
+
+/// The y-websocket URL of document `notes`.
+fn notes(addr: &str) -> String {
+    format!("ws://{addr}/notes")
+}
+
+/// Writes `text` into document `notes` as a y-websocket client, then reads the document back
+/// on a second connection until the text arrives, so the server has it before it is stopped.
+async fn write_and_read_back(addr: &str, text: &str) {
+    use yrs::{Doc, Text, Transact};
+    let doc = Doc::new();
+    let root = doc.get_or_insert_text("t");
+    let update = {
+        let mut txn = doc.transact_mut();
+        root.insert(&mut txn, 0, text);
+        txn.encode_update_v1()
+    };
+    let (mut writer, _) = tokio_tungstenite::connect_async(notes(addr)).await.unwrap();
+    writer
+        .send(Message::Binary(y_update(&update).into()))
+        .await
+        .unwrap();
+    read_back(addr, text).await;
+}
+
+/// Connects to `notes` until the document the server sends holds `text`.
+async fn read_back(addr: &str, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if document_text(addr).await.is_some_and(|t| t.contains(text)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server never served {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The text of `notes` as the server's sync-step-2 answer has it, if one came within 2 s.
+async fn document_text(addr: &str) -> Option<String> {
+    use yrs::updates::decoder::Decode;
+    use yrs::{Doc, GetString, Transact, Update};
+    let (mut reader, _) = tokio_tungstenite::connect_async(notes(addr)).await.ok()?;
+    // Sync step 1 with an empty state vector: "send me everything".
+    reader
+        .send(Message::Binary(vec![0, 0, 1, 0].into()))
+        .await
+        .ok()?;
+    let answer = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(message)) = reader.next().await {
+            if let Message::Binary(bytes) = message
+                && bytes.starts_with(&[0, 1])
+            {
+                return Some(bytes);
+            }
+        }
+        None
+    })
+    .await
+    .ok()??;
+    let (len, at) = read_var_uint(&answer[2..])?;
+    let update = Update::decode_v1(answer.get(2 + at..2 + at + len)?).ok()?;
+    let copy = Doc::new();
+    let root = copy.get_or_insert_text("t");
+    copy.transact_mut().apply_update(update).ok()?;
+    let text = root.get_string(&copy.transact());
+    Some(text)
+}
+
+/// A lib0 var-uint at the start of `bytes`: its value and its length.
+fn read_var_uint(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut value = 0usize;
+    for (i, b) in bytes.iter().enumerate().take(9) {
+        value |= usize::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+/// Every byte under `dir` (the database, its WAL, files).
+fn all_bytes(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(all_bytes(&path));
+        } else {
+            out.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn with_a_key_file_nothing_stored_holds_the_plaintext() {
+    const SECRET_TEXT: &str = "the-quarterly-numbers-nobody-may-read";
+    let keys = tempfile::NamedTempFile::new().unwrap();
+    let keygen = teleportal(&["keygen", "--id", "k1"]);
+    assert!(keygen.status.success(), "{}", stderr(&keygen));
+    std::fs::write(keys.path(), stdout(&keygen)).unwrap();
+
+    // The control: without a key the text is in the files, so the search below can find it.
+    let plain = tempfile::tempdir().unwrap();
+    let server = Serve::start(plain.path(), &[], &[]);
+    write_and_read_back(&server.addr, SECRET_TEXT).await;
+    server.stop();
+    assert!(contains(&all_bytes(plain.path()), SECRET_TEXT));
+
+    let sealed = tempfile::tempdir().unwrap();
+    let key_file = keys.path().to_str().unwrap();
+    let server = Serve::start(
+        sealed.path(),
+        &["--encryption-key-file", key_file],
+        &[("RUST_LOG", "info")],
+    );
+    write_and_read_back(&server.addr, SECRET_TEXT).await;
+    let log = server.stop();
+    assert!(log.contains("encryption at rest on"), "{log}");
+    assert!(!contains(&all_bytes(sealed.path()), SECRET_TEXT));
+
+    // The same key reads it back after a restart.
+    let server = Serve::start(sealed.path(), &["--encryption-key-file", key_file], &[]);
+    read_back(&server.addr, SECRET_TEXT).await;
+    server.stop();
+}
