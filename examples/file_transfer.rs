@@ -2,7 +2,7 @@
 //! back, checks it byte for byte, and measures both directions and the server's memory.
 //!
 //! ```sh
-//! cargo run --release --example server -- --listen 127.0.0.1:1234 --data ./data
+//! cargo run --release -p teleportal-cli -- serve --listen 127.0.0.1:1234 --data ./data
 //! cargo run --release --example file_transfer -- --server ws://127.0.0.1:1234 --size 1GiB
 //! ```
 //!

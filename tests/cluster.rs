@@ -1,4 +1,4 @@
-//! Three `server` example processes as one cluster: documents in one PostgreSQL schema
+//! Three `teleportal serve` processes as one cluster: documents in one PostgreSQL schema
 //! (`--storage`, a fresh schema per test, dropped at the end), edits relayed between the nodes
 //! over Redis or NATS (`--pubsub`). Teleportal clients (a yrs `Doc` over tokio-tungstenite)
 //! and unmodified y-websocket clients, spread over the nodes, edit one document at once and

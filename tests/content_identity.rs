@@ -1,4 +1,4 @@
-//! Content identity with real yjs clients: what a client reads back from the `server` example
+//! Content identity with real yjs clients: what a client reads back from `teleportal serve`
 //! must be exactly what the writers hold, `JSON.stringify` for `JSON.stringify` (the keys of
 //! object values in their order, every number as it was written), as through the y-websocket
 //! reference server, which keeps the clients' bytes.

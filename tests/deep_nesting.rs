@@ -1,5 +1,5 @@
 //! Yjs updates whose `Y.Map` value is a lib0 `Any` nested thousands of levels deep, built byte
-//! by byte (yjs cannot encode them itself) and sent to the `server` example over both protocols,
+//! by byte (yjs cannot encode them itself) and sent to `teleportal serve` over both protocols,
 //! y-websocket (V1) and Teleportal (V2 in a content envelope).
 //!
 //! The server must stay up, and refuse anything nested deeper than it documents (512 levels,

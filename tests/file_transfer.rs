@@ -1,4 +1,4 @@
-//! The `file_transfer` example against the `server` example: a multi-chunk file goes up over a
+//! The `file_transfer` example against `teleportal serve`: a multi-chunk file goes up over a
 //! real WebSocket, comes back with a proof per chunk, and is checked byte for byte.
 
 mod support;
@@ -16,7 +16,7 @@ fn run_transfer(url: &str, extra: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn a_generated_file_round_trips_through_the_example_server() {
+fn a_generated_file_round_trips_through_teleportal_serve() {
     let data = tempfile::tempdir().expect("tempdir");
     let server = ServerProcess::start(data.path());
     // Three full 1 MiB chunks and a short one.

@@ -1,4 +1,4 @@
-//! SIGTERM under load: the `server` example (embedded SQLite) with 50 Teleportal clients
+//! SIGTERM under load: `teleportal serve` (embedded SQLite) with 50 Teleportal clients
 //! writing as fast as their ACKs come back must exit within its shutdown deadline, and after a
 //! restart hold every update it acknowledged.
 #![cfg(unix)]

@@ -1,5 +1,5 @@
 //! A Teleportal-protocol client (a yrs `Doc` over tokio-tungstenite) and an unmodified
-//! y-websocket client on one document of the `server` example: each sees the other's edit.
+//! y-websocket client on one document of `teleportal serve`: each sees the other's edit.
 //!
 //! Needs node and `npm ci` in `tests/js`; without them this test skips, or fails under `CI`.
 #![cfg(unix)]

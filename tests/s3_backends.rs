@@ -1,4 +1,4 @@
-//! The example server on S3: `--storage s3://…` keeps documents in an S3-compatible store and
+//! `teleportal serve` on S3: `--storage s3://…` keeps documents in an S3-compatible store and
 //! `--files s3://…` keeps finished files there. The store is a real one: s3s-fs with signature
 //! checking, run by `teleportal-s3`'s `s3_test_server` example (no install step).
 
@@ -98,7 +98,7 @@ fn documents_in_s3_survive_a_restart_with_an_empty_data_directory() {
 }
 
 #[test]
-fn files_in_s3_upload_and_download_through_the_example_server() {
+fn files_in_s3_upload_and_download_through_teleportal_serve() {
     let s3 = S3Server::start();
     let files = s3.url("files");
     let data = tempfile::tempdir().expect("temp dir");

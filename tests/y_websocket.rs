@@ -1,5 +1,5 @@
-//! Unmodified y-websocket clients (npm `yjs` + `y-websocket`, see `tests/js`) against the
-//! `server` example, as a user would run it.
+//! Unmodified y-websocket clients (npm `yjs` + `y-websocket`, see `tests/js`) against
+//! `teleportal serve`, as a user would run it.
 //!
 //! Needs node and `npm ci` in `tests/js`; without them these tests skip, or fail under `CI`.
 #![cfg(unix)] // the server is stopped with SIGTERM

@@ -1,4 +1,4 @@
-//! Runs the `server` example and real y-websocket clients (`tests/js/client.mjs`) for the
+//! Runs the `teleportal` binary's server and real y-websocket clients (`tests/js/client.mjs`) for the
 //! real-client tests, and finds the services (PostgreSQL, Redis, NATS) the cluster tests use.
 #![allow(dead_code, unreachable_pub)] // each test binary uses its own part of the helpers
 
@@ -39,8 +39,22 @@ pub fn real_clients_available() -> bool {
     false
 }
 
-fn server_example() -> PathBuf {
-    example("server")
+/// The `teleportal` binary (crates/teleportal-cli): `cargo test --workspace` builds it, for
+/// the CLI's own integration tests, into target/<profile>, beside the test binaries' `deps`.
+pub fn teleportal_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let path = profile_dir.join(format!("teleportal{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: run through `cargo test --workspace` (which builds it for the CLI's \
+         tests) or `cargo build -p teleportal-cli` first",
+        path.display()
+    );
+    path
 }
 
 /// The example `name`: `cargo test` builds the examples next to the test binaries, in
@@ -83,7 +97,7 @@ pub fn start_listening(name: &str, args: &[&std::ffi::OsStr]) -> (Child, String)
     (child, url)
 }
 
-/// The `server` example on a free port; killed when dropped.
+/// `teleportal serve` on a free port; killed when dropped.
 #[derive(Debug)]
 pub struct ServerProcess {
     child: Child,
@@ -189,15 +203,17 @@ fn spawn_server(
     env: &[(String, String)],
     listen: &str,
 ) -> Result<(Child, String, BufReader<ChildStdout>), String> {
-    let mut child = Command::new(server_example())
-        .args(["--listen", "127.0.0.1:0", "--data"])
+    let mut child = Command::new(teleportal_binary())
+        .args(["serve", "--data"])
         .arg(data)
         .args(extra)
+        // Warnings only, unless the test asks: the server's log goes to the test's stderr.
+        .env("RUST_LOG", "warn")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["--listen", listen])
         .stdout(Stdio::piped())
         .spawn()
-        .expect("start the server example");
+        .expect("start teleportal serve");
     let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     let mut line = String::new();
     stdout

@@ -1,4 +1,4 @@
-//! A real S3-compatible server for tests of other processes (the example server's
+//! A real S3-compatible server for tests of other processes (`teleportal serve`'s
 //! `--storage s3://…` and `--files s3://…`): the same s3s-fs server this crate's tests use,
 //! over a temporary directory, with signature checking.
 //!

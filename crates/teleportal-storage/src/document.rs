@@ -134,7 +134,8 @@ impl DocumentMetadata {
 
 /// Where each document's history lives, as encoded Yjs updates: one snapshot plus a tail.
 ///
-/// Backends store bytes; they never parse updates. Merging, diffing and deciding when to
+/// This is the trait a backend implements; applications use a
+/// [`DocumentStore`](crate::DocumentStore) over it. Backends store bytes; they never parse updates. Merging, diffing and deciding when to
 /// compact happen above them, in [`DocumentStore`](crate::DocumentStore), so that every
 /// backend behaves the same and layers (batching, encryption) compose.
 ///

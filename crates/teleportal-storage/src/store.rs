@@ -109,6 +109,11 @@ struct Compactions {
 
 /// Merges, diffs and compacts documents over any [`DocumentStorage`]; cheap to clone.
 ///
+/// **Store or storage?** A backend *implements* [`DocumentStorage`] (bytes in, bytes out);
+/// an application *uses* a `DocumentStore` over one (`DocumentStore::new(storage)`) and hands
+/// it to the server. The store is the one place that reads updates, so every backend behaves
+/// the same under it.
+///
 /// ```
 /// use bytes::Bytes;
 /// use teleportal_storage::{DocumentId, DocumentStore, MemoryStorage};

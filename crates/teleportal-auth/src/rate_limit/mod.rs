@@ -140,7 +140,7 @@ impl RateLimitRule {
     }
 
     /// `n` messages per second per user, as a token bucket with a burst of `n`: what the
-    /// example server's `--rate-limit N` sets.
+    /// `teleportal serve --rate-limit N` sets.
     pub fn per_user_per_second(n: u32) -> Self {
         Self::new(
             RateLimitKey::User,
