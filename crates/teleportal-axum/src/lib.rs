@@ -82,7 +82,10 @@
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
+mod admin;
 mod close;
+
+pub use admin::{READY_TIMEOUT, admin_router};
 
 use std::collections::HashMap;
 use std::sync::Arc;

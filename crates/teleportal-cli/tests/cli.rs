@@ -122,6 +122,8 @@ struct Serve {
     child: Child,
     addr: String,
     stderr: Option<ChildStderr>,
+    // Kept open: the server writes a second line with --admin-listen.
+    stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Serve {
@@ -137,9 +139,8 @@ impl Serve {
             .spawn()
             .expect("start teleportal serve");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped"))
-            .read_line(&mut line)
-            .expect("read the first line");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        stdout.read_line(&mut line).expect("read the first line");
         let Some(addr) = line.trim_end().strip_prefix("listening on ws://") else {
             let mut err = String::new();
             let _ = child.stderr.take().expect("piped").read_to_string(&mut err);
@@ -148,8 +149,21 @@ impl Serve {
         Serve {
             addr: addr.to_owned(),
             stderr: child.stderr.take(),
+            stdout,
             child,
         }
+    }
+
+    /// The admin address from the second stdout line (`admin on http://ADDR`).
+    fn admin_addr(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .expect("read the second line");
+        line.trim_end()
+            .strip_prefix("admin on http://")
+            .unwrap_or_else(|| panic!("not the admin line: {line:?}"))
+            .to_owned()
     }
 
     /// SIGTERM, then everything it logged.
@@ -434,5 +448,57 @@ async fn with_a_key_file_nothing_stored_holds_the_plaintext() {
     // The same key reads it back after a restart.
     let server = Serve::start(sealed.path(), &["--encryption-key-file", key_file], &[]);
     read_back(&server.addr, SECRET_TEXT).await;
+    server.stop();
+}
+
+/// `GET path` on `addr`: the status code and the body.
+async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let code = response
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned());
+    (code, body.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn the_admin_listener_answers_health_ready_and_status_with_real_traffic() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Serve::start(data.path(), &["--admin-listen", "127.0.0.1:0"], &[]);
+    let admin = server.admin_addr();
+    assert_eq!(http_get(&admin, "/health").await.0, 200);
+    let (code, body) = http_get(&admin, "/ready").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""ready":true"#), "{body}");
+
+    let (_first, _) = tokio_tungstenite::connect_async(notes(&server.addr))
+        .await
+        .unwrap();
+    let (_second, _) = tokio_tungstenite::connect_async(format!("ws://{}/drafts", server.addr))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (code, body) = http_get(&admin, "/status").await;
+        assert_eq!(code, 200);
+        if body.contains(r#""connections":2"#) && body.contains(r#""openDocuments":2"#) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status never showed the two clients: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Not on the clients' listener: a document may be called `status`.
+    let (code, _) = http_get(&server.addr, "/status").await;
+    assert_ne!(code, 200);
     server.stop();
 }

@@ -71,6 +71,8 @@ pub struct Server {
     /// The upload store, whose abandoned uploads expire in the background.
     uploads: Option<Arc<dyn TemporaryUploadStorage>>,
     state: Arc<State>,
+    /// When the server was built, for its uptime.
+    started: std::time::Instant,
 }
 
 impl fmt::Debug for Server {
@@ -107,6 +109,7 @@ impl Server {
             closers: built.closers.into(),
             uploads: built.uploads,
             state: Arc::default(),
+            started: std::time::Instant::now(),
         };
         if tokio::runtime::Handle::try_current().is_ok() {
             server.start_background();
@@ -165,6 +168,16 @@ impl Server {
     /// The task tracker background work of sessions runs under.
     pub(crate) fn tasks(&self) -> &TaskTracker {
         &self.state.tasks
+    }
+
+    /// When the server was built.
+    pub(crate) fn started(&self) -> std::time::Instant {
+        self.started
+    }
+
+    /// How many connections are being served.
+    pub(crate) fn connection_count(&self) -> usize {
+        lock(&self.state.connections).len()
     }
 
     /// The pub/sub bus, if the server has one.

@@ -117,8 +117,12 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
     let addr = listener
         .local_addr()
         .map_err(context("cannot read the listening address"))?;
-    announce(addr)?;
+    announce(&format!("listening on ws://{addr}"))?;
     tracing::info!(%addr, "listening");
+    let admin = match args.admin_listen {
+        Some(admin_addr) => Some(serve_admin(&server, admin_addr).await?),
+        None => None,
+    };
     // Small frames go out at once: with Nagle's algorithm a relay could wait for the client's
     // delayed ACK (40 ms on Linux).
     let listener = listener.tap_io(|tcp| {
@@ -137,14 +141,57 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
         .shutdown(args.shutdown_timeout)
         .await
         .map_err(context("the shutdown did not finish"))?;
+    if let Some(admin) = admin {
+        admin.stop().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
-/// The one line on stdout, for scripts and tests: `listening on ws://ADDR`.
-fn announce(addr: std::net::SocketAddr) -> Result<(), Failure> {
+/// The admin endpoints on their own listener, serving until [`Admin::stop`]: through the
+/// drain, so `/ready` answers 503 while connections close.
+struct Admin {
+    stop: tokio::sync::oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Admin {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        match self.serving.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "the admin listener failed"),
+            Err(error) => tracing::warn!(%error, "the admin listener panicked"),
+        }
+    }
+}
+
+async fn serve_admin(server: &Server, addr: std::net::SocketAddr) -> Result<Admin, Failure> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(context(format!("cannot listen on {addr} (--admin-listen)")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(context("cannot read the admin address"))?;
+    announce(&format!("admin on http://{addr}"))?;
+    tracing::info!(%addr, "admin endpoints: /health, /ready, /status");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = teleportal_axum::admin_router(server.clone());
+    let serving = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .into_future(),
+    );
+    Ok(Admin { stop, serving })
+}
+
+/// A line on stdout, for scripts and tests: `listening on ws://ADDR` first, then (with
+/// `--admin-listen`) `admin on http://ADDR`.
+fn announce(line: &str) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on ws://{addr}")
+    writeln!(stdout, "{line}")
         .and_then(|()| stdout.flush())
         .map_err(context("cannot write to stdout"))
 }
