@@ -85,7 +85,7 @@
 mod admin;
 mod close;
 
-pub use admin::{READY_TIMEOUT, admin_router};
+pub use admin::{READY_TIMEOUT, admin_router, metrics_router};
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -453,9 +453,15 @@ async fn with_a_key_file_nothing_stored_holds_the_plaintext() {
 
 /// `GET path` on `addr`: the status code and the body.
 async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    http_get_with(addr, path, "").await
+}
+
+/// `GET path` on `addr` with `headers` (each ending in CRLF): the status code and the body.
+async fn http_get_with(addr: &str, path: &str, headers: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
@@ -497,8 +503,82 @@ async fn the_admin_listener_answers_health_ready_and_status_with_real_traffic() 
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A write through y-websocket and the two connections, in Prometheus's terms.
+    write_and_read_back(&server.addr, "counted").await;
+    let (code, metrics) = http_get(&admin, "/metrics").await;
+    assert_eq!(code, 200);
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing from:\n{metrics}"))
+    };
+    // The writer and the reader that saw it, beside the two idle clients (more readers may
+    // have come and gone while the reader polled).
+    assert!(value("teleportal_clients_active ") >= 2.0, "{metrics}");
+    assert_eq!(
+        value("teleportal_sessions_active "),
+        2.0,
+        "notes and drafts"
+    );
+    assert!(
+        value(r#"teleportal_messages_total{type="doc"} "#) >= 2.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        value("teleportal_documents_opened_total "),
+        2.0,
+        "each opened once"
+    );
+    // Every reason is a series from the start, so alerts need no `absent()`.
+    value(r#"teleportal_connections_closed_total{reason="send_queue_full"} "#);
+    promtool_accepts(&metrics);
+    assert!(
+        !metrics.contains("# EOF"),
+        "the classic text format by default"
+    );
+    let accept = "Accept: application/openmetrics-text; version=1.0.0\r\n";
+    let (_, openmetrics) = http_get_with(&admin, "/metrics", accept).await;
+    assert!(openmetrics.trim_end().ends_with("# EOF"), "{openmetrics}");
+
     // Not on the clients' listener: a document may be called `status`.
     let (code, _) = http_get(&server.addr, "/status").await;
     assert_ne!(code, 200);
     server.stop();
+}
+
+/// `promtool check metrics` (Debian's `prometheus` package) finds nothing wrong in `scrape`.
+/// Without promtool the check is skipped with a note, except under `CI`, where it fails.
+fn promtool_accepts(scrape: &str) {
+    use std::io::Write;
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(error) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "promtool is required under CI (apt-get install prometheus): {error}"
+            );
+            eprintln!("skipping the promtool check: promtool is not installed ({error})");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(scrape.as_bytes())
+        .expect("feed promtool");
+    let output = child.wait_with_output().expect("run promtool");
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {}{}\n{scrape}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -1,5 +1,8 @@
 //! [`ServerBuilder`]: assembles a [`Server`] from its stores, hooks and settings.
 
+use prometheus_client::registry::Registry;
+
+use crate::metrics::ServerMetrics;
 use std::fmt;
 use std::sync::Arc;
 
@@ -55,6 +58,7 @@ pub struct ServerBuilder {
     pub(crate) rpc: RpcRegistry,
     pub(crate) closers: Vec<StoreCloser>,
     pub(crate) uploads: Option<Arc<dyn TemporaryUploadStorage>>,
+    pub(crate) metrics: ServerMetrics,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -79,6 +83,7 @@ impl ServerBuilder {
             rpc: RpcRegistry::default(),
             closers: Vec::new(),
             uploads: None,
+            metrics: ServerMetrics::default(),
         }
     }
 
@@ -91,6 +96,30 @@ impl ServerBuilder {
     /// Sets the permission hook every incoming message passes (default [`AllowAll`]).
     pub fn permissions(mut self, permissions: impl PermissionChecker) -> Self {
         self.permissions = Arc::new(permissions);
+        self
+    }
+
+    /// Registers the engine's metrics in `registry` (under the `teleportal_` prefix), so the
+    /// application serves them with its own: active clients and sessions, documents opened,
+    /// messages by type, connections closed by reason. Without it they are counted but not
+    /// exposed.
+    ///
+    /// ```
+    /// use prometheus_client::registry::Registry;
+    /// use teleportal_server::Server;
+    /// use teleportal_storage::{DocumentStore, MemoryStorage};
+    ///
+    /// let mut registry = Registry::default();
+    /// let server = Server::builder(DocumentStore::new(MemoryStorage::new()))
+    ///     .metrics(&mut registry)
+    ///     .build();
+    /// let mut text = String::new();
+    /// prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    /// assert!(text.contains("teleportal_clients_active 0"));
+    /// # drop(server);
+    /// ```
+    pub fn metrics(mut self, registry: &mut Registry) -> Self {
+        self.metrics = ServerMetrics::registered(registry);
         self
     }
 

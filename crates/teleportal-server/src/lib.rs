@@ -80,6 +80,7 @@ mod error;
 mod health;
 mod id_hashing;
 pub mod layer;
+mod metrics;
 mod peer;
 mod permission;
 pub mod rpc;
@@ -96,6 +97,8 @@ pub use connection::{E2EE_UNSUPPORTED, ENCRYPTION_MISMATCH, permission_denied_re
 pub use error::{BoxError, ServerError, ShutdownError};
 pub use health::{Readiness, ServerStatus};
 pub use permission::{Access, AllowAll, PermissionChecker};
+/// The metrics library [`ServerBuilder::metrics`] registers in.
+pub use prometheus_client;
 pub use server::Server;
 pub use teleportal_core::{Frame, Message, YMessage};
 pub use y_protocols::serve_y_protocols;

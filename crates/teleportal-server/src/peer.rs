@@ -1,5 +1,7 @@
 //! One connection as sessions see it: a bounded queue of broadcasts and a way to close it.
 
+use crate::ServerError;
+use crate::metrics::{Ended, ServerMetrics};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::{Sink, SinkExt};
@@ -96,6 +98,33 @@ pub(crate) enum Stop {
 }
 
 impl Stop {
+    /// What a connection's run ending with `ended` returns to the transport, counted in the
+    /// connection metrics: `Ok(None)` when the client left, the reason when the server closed
+    /// it, the error when the transport failed.
+    pub(crate) fn outcome(
+        ended: Result<(), Stop>,
+        metrics: &ServerMetrics,
+    ) -> Result<Option<CloseReason>, ServerError> {
+        match ended {
+            Ok(()) => {
+                metrics.connection_ended(Ended::Client);
+                Ok(None)
+            }
+            Err(Stop::Closed(reason)) => {
+                metrics.connection_ended(Ended::Closed(&reason));
+                Ok(Some(reason))
+            }
+            Err(Stop::SinkFailed) => {
+                metrics.connection_ended(Ended::Failed);
+                Err(ServerError::Send)
+            }
+            Err(Stop::Transport(error)) => {
+                metrics.connection_ended(Ended::Failed);
+                Err(ServerError::Transport(error))
+            }
+        }
+    }
+
     /// What an error item of the incoming stream ends: a layer's deliberate
     /// [`TransportError::Refused`](teleportal_transport::TransportError::Refused) is a close
     /// with its code and reason, anything else a failed transport.

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::builder::{ServerBuilder, StoreCloser};
+use crate::metrics::ServerMetrics;
 use crate::peer::{Broadcast, Closer, Peer};
 use crate::rpc::{RpcHandler, RpcRegistry};
 use crate::session::{self, Session};
@@ -42,6 +43,8 @@ struct State {
     stop: CancellationToken,
     /// Whether the background work that runs for the server's life has been started.
     background_started: AtomicBool,
+    /// Counted whether or not a registry exposes them.
+    metrics: ServerMetrics,
 }
 
 /// The sync engine: one session per open document, over a [`DocumentStore`].
@@ -108,7 +111,10 @@ impl Server {
             rpc: Arc::new(built.rpc),
             closers: built.closers.into(),
             uploads: built.uploads,
-            state: Arc::default(),
+            state: Arc::new(State {
+                metrics: built.metrics,
+                ..State::default()
+            }),
             started: std::time::Instant::now(),
         };
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -168,6 +174,11 @@ impl Server {
     /// The task tracker background work of sessions runs under.
     pub(crate) fn tasks(&self) -> &TaskTracker {
         &self.state.tasks
+    }
+
+    /// The engine's metrics.
+    pub(crate) fn metrics(&self) -> &ServerMetrics {
+        &self.state.metrics
     }
 
     /// When the server was built.
@@ -259,6 +270,7 @@ impl Server {
         let connections = lock(&self.state.connections).len();
         let tasks = self.state.tasks.len();
         lock(&self.state.sessions).clear();
+        self.state.metrics.sessions(0);
         let mut closed = self
             .store
             .close()
@@ -331,6 +343,7 @@ impl Server {
         let closer = Arc::new(Closer::default());
         let (tx, rx) = mpsc::channel(self.config.send_queue.max(1));
         lock(&self.state.connections).insert(id, Arc::clone(&closer));
+        self.state.metrics.client_connected();
         // Checked again after registering, so `shutdown` either sees this connection or this
         // connection sees the flag.
         if self.state.shutting_down.load(Ordering::SeqCst) {
@@ -385,8 +398,12 @@ impl Server {
         // Another connection may have opened it meanwhile; then its subscription serves.
         let session = sessions
             .entry(key.to_string())
-            .or_insert_with(|| Session::open(key, document, self, subscription, audit_from))
+            .or_insert_with(|| {
+                self.state.metrics.document_opened();
+                Session::open(key, document, self, subscription, audit_from)
+            })
             .clone();
+        self.state.metrics.sessions(sessions.len());
         session.add_peer(peer.clone());
         Ok(session)
     }
@@ -418,6 +435,7 @@ impl Server {
                     .is_some_and(|s| Arc::ptr_eq(s, &session));
                 if current && session.is_idle_since(epoch) {
                     sessions.remove(session.name());
+                    state.metrics.sessions(sessions.len());
                     tracing::debug!(document = session.name(), "unloaded idle session");
                 }
             },
@@ -468,6 +486,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        self.server.state.metrics.client_disconnected();
         let mut to_publish = Vec::new();
         for (_, session) in self.sessions.drain() {
             let (empty, messages) = session.leave(self.peer.id);

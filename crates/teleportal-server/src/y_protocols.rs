@@ -1,6 +1,7 @@
 //! [`serve_y_protocols`]: drives one standard y-protocols (`y-websocket`) connection, bridged
 //! into the same sessions as Teleportal clients.
 
+use crate::metrics::MessageType;
 use std::sync::Arc;
 
 use futures::{Sink, Stream, StreamExt};
@@ -55,12 +56,8 @@ where
         document: document.to_string(),
         registration,
     };
-    match connection.run(&mut incoming, &mut outgoing).await {
-        Ok(()) => Ok(None),
-        Err(Stop::Closed(reason)) => Ok(Some(reason)),
-        Err(Stop::SinkFailed) => Err(ServerError::Send),
-        Err(Stop::Transport(error)) => Err(ServerError::Transport(error)),
-    }
+    let ended = connection.run(&mut incoming, &mut outgoing).await;
+    Stop::outcome(ended, server.metrics())
 }
 
 struct YConnection {
@@ -151,6 +148,10 @@ impl YConnection {
         message: YMessage,
     ) -> Result<Option<YMessage>, Stop> {
         let conn = self.registration.peer.id;
+        self.registration
+            .server
+            .metrics()
+            .message(MessageType::of_y(&message));
         // y-protocols has no NACK: an oversized message ends the connection with the reason.
         let size = message.to_bytes().len();
         let max = self.registration.server.config().max_message_size;

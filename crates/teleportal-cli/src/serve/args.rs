@@ -46,7 +46,7 @@ pub(crate) struct ServeArgs {
     )]
     pub(super) listen: SocketAddr,
 
-    /// Serve the operator's endpoints (GET /health, /ready, /status) on this address too;
+    /// Serve the operator's endpoints (GET /health, /ready, /status, /metrics) on this address;
     /// /ready answers 503 once a shutdown starts. Printed as a second stdout line,
     /// `admin on http://ADDR`.
     #[arg(long, env = "TELEPORTAL_ADMIN_LISTEN", value_name = "ADDR")]

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use axum::serve::ListenerExt as _;
 use teleportal_auth::{MemoryRateLimiter, RateLimitLayer, RateLimitRule};
 use teleportal_core::ErrorChain;
+use teleportal_server::prometheus_client::registry::Registry;
 use teleportal_server::{RelayMode, Server, ServerConfig};
 use teleportal_storage::SizeLimits;
 
@@ -81,7 +82,11 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
             sessions.upload_max_age.0,
             ServerConfig::default().upload_expiry_check,
         );
-    let builder = Server::builder(documents).config(config).stores(stores);
+    let mut registry = Registry::default();
+    let builder = Server::builder(documents)
+        .config(config)
+        .stores(stores)
+        .metrics(&mut registry);
     // The server holds the stores from here on, and closes them when it shuts down.
     let server = match pubsub {
         Some(bus) => builder.pubsub(bus),
@@ -120,7 +125,7 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
     announce(&format!("listening on ws://{addr}"))?;
     tracing::info!(%addr, "listening");
     let admin = match args.admin_listen {
-        Some(admin_addr) => Some(serve_admin(&server, admin_addr).await?),
+        Some(admin_addr) => Some(serve_admin(&server, registry, admin_addr).await?),
         None => None,
     };
     // Small frames go out at once: with Nagle's algorithm a relay could wait for the client's
@@ -166,7 +171,11 @@ impl Admin {
     }
 }
 
-async fn serve_admin(server: &Server, addr: std::net::SocketAddr) -> Result<Admin, Failure> {
+async fn serve_admin(
+    server: &Server,
+    registry: Registry,
+    addr: std::net::SocketAddr,
+) -> Result<Admin, Failure> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(context(format!("cannot listen on {addr} (--admin-listen)")))?;
@@ -174,9 +183,10 @@ async fn serve_admin(server: &Server, addr: std::net::SocketAddr) -> Result<Admi
         .local_addr()
         .map_err(context("cannot read the admin address"))?;
     announce(&format!("admin on http://{addr}"))?;
-    tracing::info!(%addr, "admin endpoints: /health, /ready, /status");
+    tracing::info!(%addr, "admin endpoints: /health, /ready, /status, /metrics");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = teleportal_axum::admin_router(server.clone());
+    let app = teleportal_axum::admin_router(server.clone())
+        .merge(teleportal_axum::metrics_router(Arc::new(registry)));
     let serving = tokio::spawn(
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {

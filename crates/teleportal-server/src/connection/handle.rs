@@ -1,5 +1,6 @@
 //! Handling one message that is not in flight: pings, the size limit, dispatch by kind, RPC.
 
+use crate::metrics::MessageType;
 use teleportal_core::{Body, Frame, Message, MessageId, RpcMessage};
 
 use crate::Access;
@@ -14,11 +15,16 @@ use super::{Connection, HASH_ID_OFF_THREAD, nack, too_large};
 
 impl Connection {
     pub(super) async fn handle(&mut self, frame: Frame) -> Vec<Frame> {
+        let metrics = self.registration.server.metrics();
         let message = match frame {
-            Frame::Ping => return vec![Frame::Pong],
+            Frame::Ping => {
+                metrics.message(MessageType::Ping);
+                return vec![Frame::Pong];
+            }
             Frame::Pong => return Vec::new(),
             Frame::Message(message) => message,
         };
+        metrics.message(MessageType::of_body(&message.body));
         if matches!(message.body, Body::Ack(_)) {
             return Vec::new(); // Nobody acks an ack; the server tracks none of its own.
         }

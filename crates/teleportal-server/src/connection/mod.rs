@@ -89,13 +89,8 @@ where
         streaming: std::sync::Mutex::new(None),
         parts: 0,
     };
-    let result = connection.run(&mut incoming, &mut outgoing).await;
-    match result {
-        Ok(()) => Ok(None),
-        Err(Stop::Closed(reason)) => Ok(Some(reason)),
-        Err(Stop::SinkFailed) => Err(ServerError::Send),
-        Err(Stop::Transport(error)) => Err(ServerError::Transport(error)),
-    }
+    let ended = connection.run(&mut incoming, &mut outgoing).await;
+    Stop::outcome(ended, server.metrics())
 }
 
 struct Connection {
