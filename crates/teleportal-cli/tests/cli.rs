@@ -323,18 +323,20 @@ fn notes(addr: &str) -> String {
 
 /// Writes `text` into document `notes` as a y-websocket client, then reads the document back
 /// on a second connection until the text arrives, so the server has it before it is stopped.
-async fn write_and_read_back(addr: &str, text: &str) {
+/// A Yjs update from a new client inserting `text` at the start of root text `t`.
+fn text_update(text: &str) -> Vec<u8> {
     use yrs::{Doc, Text, Transact};
     let doc = Doc::new();
     let root = doc.get_or_insert_text("t");
-    let update = {
-        let mut txn = doc.transact_mut();
-        root.insert(&mut txn, 0, text);
-        txn.encode_update_v1()
-    };
+    let mut txn = doc.transact_mut();
+    root.insert(&mut txn, 0, text);
+    txn.encode_update_v1()
+}
+
+async fn write_and_read_back(addr: &str, text: &str) {
     let (mut writer, _) = tokio_tungstenite::connect_async(notes(addr)).await.unwrap();
     writer
-        .send(Message::Binary(y_update(&update).into()))
+        .send(Message::Binary(y_update(&text_update(text)).into()))
         .await
         .unwrap();
     read_back(addr, text).await;
@@ -477,7 +479,15 @@ async fn http_get_with(addr: &str, path: &str, headers: &str) -> (u16, String) {
 #[tokio::test]
 async fn the_admin_listener_answers_health_ready_and_status_with_real_traffic() {
     let data = tempfile::tempdir().unwrap();
-    let mut server = Serve::start(data.path(), &["--admin-listen", "127.0.0.1:0"], &[]);
+    let limits = [
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--document-size-warning",
+        "1KiB",
+        "--document-size-limit",
+        "8KiB",
+    ];
+    let mut server = Serve::start(data.path(), &limits, &[]);
     let admin = server.admin_addr();
     assert_eq!(http_get(&admin, "/health").await.0, 200);
     let (code, body) = http_get(&admin, "/ready").await;
@@ -533,6 +543,43 @@ async fn the_admin_listener_answers_health_ready_and_status_with_real_traffic() 
     // Every reason is a series from the start, so alerts need no `absent()`.
     value(r#"teleportal_connections_closed_total{reason="send_queue_full"} "#);
     promtool_accepts(&metrics);
+    let appends_ok = r#"teleportal_storage_operations_total{operation="append",result="ok"} "#;
+    assert!(value(appends_ok) >= 1.0, "{metrics}");
+    assert_eq!(value("teleportal_document_size_warning_total "), 0.0);
+
+    // 2 KiB crosses the warning once; 10 KiB more would pass the limit and is refused.
+    write_and_read_back(&server.addr, &"w".repeat(2048)).await;
+    let (mut writer, _) = tokio_tungstenite::connect_async(notes(&server.addr))
+        .await
+        .unwrap();
+    writer
+        .send(Message::Binary(
+            y_update(&text_update(&"x".repeat(10240))).into(),
+        ))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, metrics) = http_get(&admin, "/metrics").await;
+        let value = |series: &str| -> f64 {
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{series} missing from:\n{metrics}"))
+        };
+        if value("teleportal_document_size_limit_exceeded_total ") == 1.0 {
+            assert_eq!(value("teleportal_document_size_warning_total "), 1.0);
+            let rejected =
+                r#"teleportal_storage_operations_total{operation="append",result="rejected"} "#;
+            assert_eq!(value(rejected), 1.0);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the refusal was never counted:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
         !metrics.contains("# EOF"),
         "the classic text format by default"

@@ -2,15 +2,15 @@
 
 use prometheus_client::registry::Registry;
 
-use crate::metrics::ServerMetrics;
+use crate::metrics::{MeteredStorage, ServerMetrics};
 use std::fmt;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use teleportal_pubsub::NodePubSub;
 use teleportal_storage::{
-    DocumentStore, FileStorage, FileStores, MilestoneStorage, StorageError, StoreBundle,
-    TemporaryUploadStorage,
+    DocumentStorage, DocumentStore, FileStorage, FileStores, MilestoneStorage, StorageError,
+    StoreBundle, TemporaryUploadStorage,
 };
 
 use crate::rpc::{FileRpc, MilestoneRpc, RpcHandler, RpcRegistry};
@@ -101,8 +101,10 @@ impl ServerBuilder {
 
     /// Registers the engine's metrics in `registry` (under the `teleportal_` prefix), so the
     /// application serves them with its own: active clients and sessions, documents opened,
-    /// messages by type, connections closed by reason. Without it they are counted but not
-    /// exposed.
+    /// messages by type, connections closed by reason, and the document storage's operations
+    /// (counted and timed by a decorator this puts around the store's backend), size warnings
+    /// and refusals past the size limit. Without it they are counted but not exposed. Call it
+    /// after the store's size limits are set.
     ///
     /// ```
     /// use prometheus_client::registry::Registry;
@@ -119,7 +121,12 @@ impl ServerBuilder {
     /// # drop(server);
     /// ```
     pub fn metrics(mut self, registry: &mut Registry) -> Self {
-        self.metrics = ServerMetrics::registered(registry);
+        let (metrics, storage) = ServerMetrics::registered(registry);
+        let warn_at = self.store.size_limits().warn_at;
+        self.store = self.store.map_storage(|inner| {
+            Arc::new(MeteredStorage::new(inner, storage, warn_at)) as Arc<dyn DocumentStorage>
+        });
+        self.metrics = metrics;
         self
     }
 

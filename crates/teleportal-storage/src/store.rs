@@ -177,6 +177,27 @@ impl DocumentStore {
         }
     }
 
+    /// Wraps the backend in a decorator, keeping every setting: how a server adds its storage
+    /// metrics to a store it was given. Call it before the store is cloned: clones made
+    /// earlier keep the backend unwrapped.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use teleportal_storage::{DocumentStore, MemoryStorage, SizeLimits};
+    ///
+    /// let store = DocumentStore::new(MemoryStorage::new())
+    ///     .with_size_limits(SizeLimits::new(None, Some(1 << 20)))
+    ///     .map_storage(|backend| Arc::new(backend)); // a decorator would wrap it here
+    /// assert_eq!(store.size_limits().max_size, Some(1 << 20));
+    /// ```
+    pub fn map_storage(
+        mut self,
+        layer: impl FnOnce(Arc<dyn DocumentStorage>) -> Arc<dyn DocumentStorage>,
+    ) -> Self {
+        self.storage = layer(self.storage);
+        self
+    }
+
     /// Sets the update encoding every update of this store uses.
     pub fn with_encoding(mut self, encoding: UpdateEncoding) -> Self {
         self.encoding = encoding;

@@ -16,6 +16,10 @@ use teleportal_core::{Body, YMessage};
 
 use crate::CloseReason;
 
+mod storage;
+
+pub(crate) use storage::{MeteredStorage, StorageMetrics};
+
 /// The `type` label of `teleportal_messages_total`; the discriminant indexes
 /// [`MessageType::ALL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -157,10 +161,12 @@ impl Default for ServerMetrics {
 }
 
 impl ServerMetrics {
-    /// New metrics, registered in `registry` under the `teleportal_` prefix.
-    pub(crate) fn registered(registry: &mut Registry) -> Self {
+    /// New metrics, the engine's and its storage's, registered in `registry` under the
+    /// `teleportal_` prefix.
+    pub(crate) fn registered(registry: &mut Registry) -> (Self, StorageMetrics) {
         let metrics = ServerMetrics::default();
         let registry = registry.sub_registry_with_prefix("teleportal");
+        let storage = StorageMetrics::registered(registry);
         registry.register(
             "clients_active",
             "Connections being served, both protocols",
@@ -195,10 +201,11 @@ impl ServerMetrics {
             "Connections ended, by why (client: the client left; refused: a layer or limit ended it)",
             metrics.closed.clone(),
         );
-        ServerMetrics {
+        let metrics = ServerMetrics {
             messages,
             ..metrics
-        }
+        };
+        (metrics, storage)
     }
 
     pub(crate) fn client_connected(&self) {
