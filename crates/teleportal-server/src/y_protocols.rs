@@ -3,6 +3,7 @@
 
 use crate::metrics::MessageType;
 use std::sync::Arc;
+use tracing::Instrument;
 
 use futures::{Sink, Stream, StreamExt};
 use teleportal_core::YMessage;
@@ -51,12 +52,21 @@ where
     let Some(registration) = server.connect() else {
         return Ok(Some(CloseReason::ShuttingDown));
     };
+    let span = tracing::info_span!(
+        "connection",
+        client = %client.client_id,
+        protocol = "y-websocket",
+        document,
+    );
     let mut connection = YConnection {
         client,
         document: document.to_string(),
         registration,
     };
-    let ended = connection.run(&mut incoming, &mut outgoing).await;
+    let ended = connection
+        .run(&mut incoming, &mut outgoing)
+        .instrument(span)
+        .await;
     Stop::outcome(ended, server.metrics())
 }
 

@@ -2,6 +2,7 @@
 
 use crate::metrics::MessageType;
 use teleportal_core::{Body, Frame, Message, MessageId, RpcMessage};
+use tracing::Instrument;
 
 use crate::Access;
 use crate::rpc::dispatch::{PendingId, dispatch};
@@ -14,7 +15,20 @@ use super::reply::denied;
 use super::{Connection, HASH_ID_OFF_THREAD, nack, too_large};
 
 impl Connection {
+    /// Handles `frame` in a `message` span (at debug) naming its document and type.
     pub(super) async fn handle(&mut self, frame: Frame) -> Vec<Frame> {
+        let span = match &frame {
+            Frame::Message(m) => tracing::debug_span!(
+                "message",
+                document = %m.document,
+                r#type = MessageType::of_body(&m.body).as_str(),
+            ),
+            Frame::Ping | Frame::Pong => tracing::Span::none(),
+        };
+        self.handle_frame(frame).instrument(span).await
+    }
+
+    async fn handle_frame(&mut self, frame: Frame) -> Vec<Frame> {
         let metrics = self.registration.server.metrics();
         let message = match frame {
             Frame::Ping => {

@@ -9,6 +9,7 @@ mod reply;
 mod run;
 
 use std::collections::HashSet;
+use tracing::Instrument;
 
 use futures::stream::BoxStream;
 use futures::{Sink, Stream};
@@ -81,6 +82,9 @@ where
     let Some(registration) = server.connect() else {
         return Ok(Some(CloseReason::ShuttingDown));
     };
+    // Everything the engine logs for this connection carries who it is.
+    let span =
+        tracing::info_span!("connection", client = %client.client_id, protocol = "teleportal");
     let mut connection = Connection {
         client,
         registration,
@@ -89,7 +93,10 @@ where
         streaming: std::sync::Mutex::new(None),
         parts: 0,
     };
-    let ended = connection.run(&mut incoming, &mut outgoing).await;
+    let ended = connection
+        .run(&mut incoming, &mut outgoing)
+        .instrument(span)
+        .await;
     Stop::outcome(ended, server.metrics())
 }
 

@@ -44,7 +44,7 @@ impl MessageType {
         MessageType::Other,
     ];
 
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             MessageType::Doc => "doc",
             MessageType::Awareness => "awareness",
