@@ -141,3 +141,55 @@ fn connected_client_is_told_why_on_shutdown() {
     let reason = closed["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("shutting down"), "{closed}");
 }
+
+/// `GET /metrics` on the admin address; the value of `series` (name and labels, then a space).
+fn metric(admin: &str, series: &str) -> f64 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(admin).expect("connect to the admin address");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .expect("send the request");
+    let mut scrape = String::new();
+    stream.read_to_string(&mut scrape).expect("read the scrape");
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} missing from:\n{scrape}"))
+}
+
+#[test]
+fn a_write_past_the_size_limit_is_refused_without_a_reconnect_loop() {
+    if !real_clients_available() {
+        return;
+    }
+    let data = tempfile::tempdir().expect("temp dir");
+    let limits = [
+        "--document-size-limit",
+        "4KiB",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ];
+    let mut server = ServerProcess::start_with(data.path(), &limits);
+    let admin = server.admin_addr();
+    let big = format!("insert:{}", "x".repeat(8192));
+    // The client keeps its edit locally and stays connected for two seconds: long enough for
+    // y-websocket to reconnect and resend several times if the server closed it.
+    let writer = run_client(&server.url, "big", &[&big, "sleep:2000", "print"]);
+    assert_eq!(
+        content(&writer).len(),
+        8192,
+        "the writer keeps its own edit"
+    );
+    let refused = metric(&admin, "teleportal_document_size_limit_exceeded_total ");
+    assert!(
+        (1.0..=2.0).contains(&refused),
+        "refused once as an update (and at most once more in its sync), not in a loop: {refused}"
+    );
+    let failed = metric(
+        &admin,
+        r#"teleportal_connections_closed_total{reason="failed"} "#,
+    );
+    assert_eq!(failed, 0.0, "the writer was not disconnected");
+    let reader = run_client(&server.url, "big", &["print"]);
+    assert_eq!(content(&reader), "", "nothing past the limit was stored");
+}

@@ -106,8 +106,8 @@ pub struct ServerProcess {
     data: PathBuf,
     extra: Vec<String>,
     env: Vec<(String, String)>,
-    // Kept open so the server never writes into a closed pipe.
-    _stdout: BufReader<ChildStdout>,
+    // Kept open so the server never writes into a closed pipe; read by `admin_addr`.
+    stdout: BufReader<ChildStdout>,
 }
 
 impl ServerProcess {
@@ -139,8 +139,21 @@ impl ServerProcess {
             data: data.to_owned(),
             extra,
             env,
-            _stdout: stdout,
+            stdout,
         }
+    }
+
+    /// The address of the admin endpoints, from the line `--admin-listen` makes the server
+    /// print after its first (`admin on http://ADDR`).
+    pub fn admin_addr(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .expect("read the server's second line");
+        line.trim_end()
+            .strip_prefix("admin on http://")
+            .unwrap_or_else(|| panic!("not the admin line: {line:?}"))
+            .to_owned()
     }
 
     /// The server's process id.
@@ -172,7 +185,7 @@ impl ServerProcess {
                 Ok((child, url, stdout)) => {
                     assert_eq!(url, self.url, "restarted on another address");
                     self.child = child;
-                    self._stdout = stdout;
+                    self.stdout = stdout;
                     return;
                 }
                 Err(why) if Instant::now() < deadline => {

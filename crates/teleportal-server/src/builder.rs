@@ -1,18 +1,17 @@
 //! [`ServerBuilder`]: assembles a [`Server`] from its stores, hooks and settings.
 
-use prometheus_client::registry::Registry;
-
-use crate::metrics::{MeteredStorage, ServerMetrics};
 use std::fmt;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use prometheus_client::registry::Registry;
 use teleportal_pubsub::NodePubSub;
 use teleportal_storage::{
     DocumentStorage, DocumentStore, FileStorage, FileStores, MilestoneStorage, StorageError,
     StoreBundle, TemporaryUploadStorage,
 };
 
+use crate::metrics::{MeteredStorage, ServerMetrics};
 use crate::rpc::{FileRpc, MilestoneRpc, RpcHandler, RpcRegistry};
 use crate::{AllowAll, PermissionChecker, Server, ServerConfig};
 

@@ -1,14 +1,13 @@
 //! One connection as sessions see it: a bounded queue of broadcasts and a way to close it.
 
-use crate::ServerError;
-use crate::metrics::{Ended, ServerMetrics};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::{Sink, SinkExt};
 use teleportal_core::{Frame, YMessage};
 use tokio::sync::{Notify, mpsc};
 
-use crate::CloseReason;
+use crate::metrics::{Ended, ServerMetrics};
+use crate::{CloseReason, ServerError};
 
 /// Something a session sends to many connections, in the form each protocol needs.
 #[derive(Debug)]

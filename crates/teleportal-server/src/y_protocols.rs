@@ -1,16 +1,17 @@
 //! [`serve_y_protocols`]: drives one standard y-protocols (`y-websocket`) connection, bridged
 //! into the same sessions as Teleportal clients.
 
-use crate::metrics::MessageType;
 use std::sync::Arc;
-use tracing::Instrument;
 
 use futures::{Sink, Stream, StreamExt};
 use teleportal_core::YMessage;
 use teleportal_core::y_protocols::{AuthMessage, AwarenessUpdate, SyncMessage};
+use teleportal_storage::StorageError;
+use tracing::Instrument;
 
 use crate::connection::permission_denied_reason;
 use crate::convert::UpdateForms;
+use crate::metrics::MessageType;
 use crate::peer::{SEND_BATCH, Stop, drain_batch, send, send_batch};
 use crate::permission::v1_update_access;
 use crate::server::Registration;
@@ -200,11 +201,23 @@ impl YConnection {
                 if forms.empty {
                     return Ok(None);
                 }
-                session
-                    .apply_update(conn, &forms, None)
-                    .await
-                    .map_err(|e| Stop::Closed(CloseReason::Failed(e.chain())))?;
-                Ok(None)
+                match session.apply_update(conn, &forms, None).await {
+                    Ok(()) => Ok(None),
+                    // y-protocols has no NACK, and a close makes the provider reconnect and
+                    // send the same update again, forever. Past the size limit the client is
+                    // told why and stays connected (its reads still work); y-websocket logs
+                    // the reason.
+                    Err(ServerError::Storage {
+                        source: StorageError::DocumentTooLarge { limit, .. },
+                        ..
+                    }) => Ok(Some(YMessage::Auth(AuthMessage::PermissionDenied {
+                        reason: format!(
+                            "document {} is at its size limit of {limit} bytes: the change was not stored",
+                            self.document
+                        ),
+                    }))),
+                    Err(error) => Err(Stop::Closed(CloseReason::Failed(error.chain()))),
+                }
             }
             YMessage::Awareness(update) => {
                 if !self.allowed(Access::Read).await {

@@ -1,14 +1,13 @@
 //! Handling one message that is not in flight: pings, the size limit, dispatch by kind, RPC.
 
-use crate::metrics::MessageType;
+use std::sync::Arc;
+
 use teleportal_core::{Body, Frame, Message, MessageId, RpcMessage};
 use tracing::Instrument;
 
 use crate::Access;
+use crate::metrics::MessageType;
 use crate::rpc::dispatch::{PendingId, dispatch};
-
-use std::sync::Arc;
-
 use crate::session::Session;
 
 use super::reply::denied;

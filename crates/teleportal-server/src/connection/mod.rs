@@ -9,11 +9,11 @@ mod reply;
 mod run;
 
 use std::collections::HashSet;
-use tracing::Instrument;
 
 use futures::stream::BoxStream;
 use futures::{Sink, Stream};
 use teleportal_core::{Frame, MessageId};
+use tracing::Instrument;
 
 use crate::peer::Stop;
 use crate::server::Registration;
