@@ -10,6 +10,7 @@ use teleportal_auth::{MemoryRateLimiter, RateLimitLayer, RateLimitRule};
 use teleportal_core::y_protocols::SyncMessage;
 use teleportal_core::{Body, ContentEnvelope, DocMessage, Frame, Message, Update, YMessage};
 use teleportal_server::Server;
+use teleportal_server::prometheus_client::registry::Registry;
 use teleportal_storage::{DocumentStore, MemoryStorage};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -20,18 +21,31 @@ use yrs::{Doc, StateVector, Text, Transact};
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Per user (here: per anonymous connection) 5 messages a second; 20 refusals disconnect.
-async fn start() -> SocketAddr {
+/// Returns the address and the registry the layer counts in.
+async fn start() -> (SocketAddr, Arc<Registry>) {
     let server = Server::new(DocumentStore::new(MemoryStorage::new()));
     let limiter = Arc::new(MemoryRateLimiter::new(vec![
         RateLimitRule::per_user_per_second(5),
     ]));
+    let mut registry = Registry::default();
+    let layer = RateLimitLayer::new(limiter, 20).with_metrics(&mut registry);
     let app = teleportal_axum::RouterBuilder::new(server)
-        .layer(RateLimitLayer::new(limiter, 20))
+        .layer(layer)
         .build();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
+    (addr, Arc::new(registry))
+}
+
+/// The value of `name` (a metric without labels) in `registry`.
+fn metric(registry: &Registry, name: &str) -> u64 {
+    let mut text = String::new();
+    teleportal_server::prometheus_client::encoding::text::encode(&mut text, registry)
+        .expect("encode");
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
 }
 
 async fn connect(addr: SocketAddr) -> Socket {
@@ -90,7 +104,7 @@ async fn next_message(socket: &mut Socket) -> Result<Message, Option<u16>> {
 
 #[tokio::test]
 async fn flooder_is_limited_and_others_updates_still_arrive() {
-    let addr = start().await;
+    let (addr, registry) = start().await;
 
     // A reader joins the document.
     let mut reader = connect(addr).await;
@@ -156,13 +170,19 @@ async fn flooder_is_limited_and_others_updates_still_arrive() {
     assert!(positive <= 20, "{positive} accepted");
     assert_eq!(retry, 20, "one NACK per tolerated violation");
     assert_eq!(code, Some(1008));
+    // The 20 NACKed and the one that closed the connection; nothing was held back.
+    assert_eq!(
+        metric(&registry, "teleportal_rate_limit_exceeded_total"),
+        21
+    );
+    assert_eq!(metric(&registry, "teleportal_rate_limit_delayed_total"), 0);
 }
 
 /// y-protocols has no NACK: over the limit the server holds messages back, and past the
 /// allowed violations closes with 1008.
 #[tokio::test]
 async fn y_websocket_flooder_is_slowed_then_closed() {
-    let addr = start().await;
+    let (addr, registry) = start().await;
     let (mut socket, _) = connect_async(format!("ws://{addr}/shared"))
         .await
         .expect("websocket handshake");
@@ -203,4 +223,12 @@ async fn y_websocket_flooder_is_slowed_then_closed() {
         "{:?}",
         started.elapsed()
     );
+    // 20 held back (each ~200 ms at 5 a second), and the one that closed the connection.
+    assert_eq!(
+        metric(&registry, "teleportal_rate_limit_exceeded_total"),
+        21
+    );
+    assert_eq!(metric(&registry, "teleportal_rate_limit_delayed_total"), 20);
+    let delay = metric(&registry, "teleportal_rate_limit_delay_ms_total");
+    assert!((2_000..=10_000).contains(&delay), "{delay} ms held in all");
 }

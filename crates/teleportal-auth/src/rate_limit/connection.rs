@@ -11,7 +11,10 @@ use pin_project_lite::pin_project;
 use teleportal_core::{Frame, YMessage};
 use teleportal_server::ClientContext;
 use teleportal_server::layer::{BoxConnection, ConnectionLayer, TransportError};
+use teleportal_server::prometheus_client::metrics::counter::Counter;
+use teleportal_server::prometheus_client::registry::Registry;
 
+use super::layer::OnViolation;
 use super::{DebugFuture, RateLimitCheck, RateLimitExceeded, RateLimited, RateLimiter};
 
 /// RFC 6455 "policy violation": the client broke a rule and should not simply reconnect and
@@ -56,6 +59,15 @@ pub struct RateLimitLayer {
     max_violations: u32,
     /// Numbers connections, for rules keyed by connection.
     connections: AtomicU64,
+    metrics: Option<RateLimitMetrics>,
+}
+
+/// The layer's counters, with the reference's names.
+#[derive(Debug, Clone, Default)]
+struct RateLimitMetrics {
+    exceeded: Counter,
+    delayed: Counter,
+    delay_ms: Counter,
 }
 
 impl RateLimitLayer {
@@ -65,6 +77,80 @@ impl RateLimitLayer {
             limiter,
             max_violations,
             connections: AtomicU64::new(0),
+            metrics: None,
+        }
+    }
+
+    /// Counts in `registry` (prefix `teleportal_`): `rate_limit_exceeded_total`, messages
+    /// over the limit (NACKed or held back); `rate_limit_delayed_total`, y-websocket messages
+    /// held back; `rate_limit_delay_ms_total`, how long they were held, in milliseconds.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use teleportal_auth::{MemoryRateLimiter, RateLimitLayer, RateLimitRule};
+    /// use teleportal_server::prometheus_client::registry::Registry;
+    ///
+    /// let mut registry = Registry::default();
+    /// let limiter = MemoryRateLimiter::new(vec![RateLimitRule::per_user_per_second(20)]);
+    /// let layer = RateLimitLayer::new(Arc::new(limiter), 50).with_metrics(&mut registry);
+    /// let mut text = String::new();
+    /// teleportal_server::prometheus_client::encoding::text::encode(&mut text, &registry)?;
+    /// assert!(text.contains("teleportal_rate_limit_exceeded_total 0"));
+    /// # drop(layer);
+    /// # Ok::<(), std::fmt::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_metrics(mut self, registry: &mut Registry) -> Self {
+        let metrics = RateLimitMetrics::default();
+        let registry = registry.sub_registry_with_prefix("teleportal");
+        registry.register(
+            "rate_limit_exceeded",
+            "Messages over the rate limit (NACKed, or held back for y-websocket)",
+            metrics.exceeded.clone(),
+        );
+        registry.register(
+            "rate_limit_delayed",
+            "y-websocket messages held back by the rate limit",
+            metrics.delayed.clone(),
+        );
+        registry.register(
+            "rate_limit_delay_ms",
+            "Milliseconds y-websocket messages were held back by the rate limit",
+            metrics.delay_ms.clone(),
+        );
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// What a Teleportal connection counts at each refusal.
+    fn nack_hook(&self) -> OnViolation {
+        match &self.metrics {
+            Some(metrics) => {
+                let exceeded = metrics.exceeded.clone();
+                OnViolation::new(move |_, _| {
+                    exceeded.inc();
+                })
+            }
+            None => OnViolation::default(),
+        }
+    }
+
+    /// What a y-websocket connection counts at each hold.
+    fn hold_hook(&self) -> OnViolation {
+        match &self.metrics {
+            Some(metrics) => {
+                let metrics = metrics.clone();
+                OnViolation::new(move |wait, held| {
+                    metrics.exceeded.inc();
+                    if held {
+                        metrics.delayed.inc();
+                        metrics
+                            .delay_ms
+                            .inc_by(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+                    }
+                })
+            }
+            None => OnViolation::default(),
         }
     }
 
@@ -83,13 +169,16 @@ impl ConnectionLayer for RateLimitLayer {
         client: &ClientContext,
         connection: BoxConnection<'a, Frame>,
     ) -> BoxConnection<'a, Frame> {
-        Box::pin(RateLimited::new(
-            connection,
-            Arc::clone(&self.limiter),
-            Self::user(client),
-            self.next_connection(),
-            self.max_violations,
-        ))
+        Box::pin(
+            RateLimited::new(
+                connection,
+                Arc::clone(&self.limiter),
+                Self::user(client),
+                self.next_connection(),
+                self.max_violations,
+            )
+            .on_violation(self.nack_hook()),
+        )
     }
 
     fn y_websocket<'a>(
@@ -98,14 +187,17 @@ impl ConnectionLayer for RateLimitLayer {
         document: &str,
         connection: BoxConnection<'a, YMessage>,
     ) -> BoxConnection<'a, YMessage> {
-        Box::pin(HeldBack::new(
-            connection,
-            Arc::clone(&self.limiter),
-            Self::user(client),
-            self.next_connection(),
-            document,
-            self.max_violations,
-        ))
+        Box::pin(
+            HeldBack::new(
+                connection,
+                Arc::clone(&self.limiter),
+                Self::user(client),
+                self.next_connection(),
+                document,
+                self.max_violations,
+            )
+            .on_violation(self.hold_hook()),
+        )
     }
 }
 
@@ -135,6 +227,7 @@ pin_project! {
         max_violations: u32,
         violations: u32,
         hold: Hold,
+        on_violation: OnViolation,
     }
 }
 
@@ -167,7 +260,14 @@ impl<T> HeldBack<T> {
             max_violations,
             violations: 0,
             hold: Hold::Idle,
+            on_violation: OnViolation::default(),
         }
+    }
+
+    /// Calls `hook` at each message over the limit, with how long it is held.
+    pub(crate) fn on_violation(mut self, hook: OnViolation) -> Self {
+        self.on_violation = hook;
+        self
     }
 
     /// Messages over the limit so far on this connection.
@@ -233,7 +333,9 @@ where
                 return Poll::Ready(Some(Ok(message)));
             };
             *this.violations = this.violations.saturating_add(1);
-            if *this.violations > *this.max_violations {
+            let goes_on = *this.violations <= *this.max_violations;
+            this.on_violation.call(wait, goes_on);
+            if !goes_on {
                 let exceeded = RateLimitExceeded {
                     violations: *this.violations,
                 };

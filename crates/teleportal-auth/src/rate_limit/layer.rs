@@ -66,6 +66,36 @@ pin_project! {
         pending: Option<Frame>,
         // A NACK was sent and not flushed yet.
         flushing: bool,
+        on_violation: OnViolation,
+    }
+}
+
+/// Called at each message over the limit with its wait and whether the connection goes on
+/// (`false` for the violation that ends it): how [`RateLimitLayer`](crate::RateLimitLayer)
+/// counts violations in its metrics.
+#[derive(Clone, Default)]
+pub(crate) struct OnViolation(Option<Arc<dyn Fn(std::time::Duration, bool) + Send + Sync>>);
+
+impl std::fmt::Debug for OnViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "OnViolation(set)"
+        } else {
+            "OnViolation(none)"
+        })
+    }
+}
+
+impl OnViolation {
+    #[cfg(feature = "server")]
+    pub(crate) fn new(hook: impl Fn(std::time::Duration, bool) + Send + Sync + 'static) -> Self {
+        OnViolation(Some(Arc::new(hook)))
+    }
+
+    pub(crate) fn call(&self, wait: std::time::Duration, goes_on: bool) {
+        if let Some(hook) = &self.0 {
+            hook(wait, goes_on);
+        }
     }
 }
 
@@ -89,7 +119,15 @@ impl<T> RateLimited<T> {
             checking: None,
             pending: None,
             flushing: false,
+            on_violation: OnViolation::default(),
         }
+    }
+
+    /// Calls `hook` at each refused message.
+    #[cfg(feature = "server")]
+    pub(crate) fn on_violation(mut self, hook: OnViolation) -> Self {
+        self.on_violation = hook;
+        self
     }
 
     /// Messages refused so far on this connection.
@@ -175,7 +213,9 @@ where
                 return Poll::Ready(Some(Ok(Frame::Message(message))));
             };
             *this.violations = this.violations.saturating_add(1);
-            if *this.violations > *this.max_violations {
+            let goes_on = *this.violations <= *this.max_violations;
+            this.on_violation.call(wait, goes_on);
+            if !goes_on {
                 return Poll::Ready(Some(Err(E::from(RateLimitExceeded {
                     violations: *this.violations,
                 }))));

@@ -108,10 +108,10 @@ async fn run(args: ServeArgs) -> Result<(), Failure> {
     }
     if let Some(n) = limits.rate_limit {
         let limiter = MemoryRateLimiter::new(vec![RateLimitRule::per_user_per_second(n)]);
-        app = app.layer(RateLimitLayer::new(
-            Arc::new(limiter),
-            limits.rate_limit_violations,
-        ));
+        app = app.layer(
+            RateLimitLayer::new(Arc::new(limiter), limits.rate_limit_violations)
+                .with_metrics(&mut registry),
+        );
         tracing::info!(per_second = n, "rate limit on");
     }
     let app = app.build();
