@@ -24,7 +24,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 ///   says which (`{"ready":false,"shuttingDown":true,"storage":"…"}`), so a load balancer
 ///   stops sending new connections as soon as a drain starts;
 /// - `GET /status`: JSON for a person or a dashboard: version, node id, uptime, connections,
-///   open documents, whether it is shutting down.
+///   open documents, whether it is shutting down, messages received by type.
 ///
 /// Serve it on an address of its own (documents named `health`, `ready` or `status` stay
 /// reachable for y-websocket clients then), or [`merge`](Router::merge) it into
@@ -89,6 +89,11 @@ async fn status(State(server): State<Server>) -> Response {
             "connections": status.connections,
             "openDocuments": status.open_documents,
             "shuttingDown": status.shutting_down,
+            "messages": status
+                .messages
+                .iter()
+                .map(|&(kind, n)| (kind.to_owned(), n.into()))
+                .collect::<serde_json::Map<_, _>>(),
         }),
     )
 }

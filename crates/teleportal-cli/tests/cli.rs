@@ -594,6 +594,12 @@ async fn the_admin_listener_answers_health_ready_and_status_with_real_traffic() 
     let (_, openmetrics) = http_get_with(&admin, "/metrics", accept).await;
     assert!(openmetrics.trim_end().ends_with("# EOF"), "{openmetrics}");
 
+    let (_, status) = http_get(&admin, "/status").await;
+    assert!(
+        !status.contains(r#""doc":0"#) && status.contains(r#""messages":{"#),
+        "the doc messages are counted: {status}"
+    );
+
     // Not on the clients' listener: a document may be called `status`.
     let (code, _) = http_get(&server.addr, "/status").await;
     assert_ne!(code, 200);

@@ -37,6 +37,9 @@ pub struct ServerStatus {
     pub node_id: Option<String>,
     /// Time since the server was built.
     pub uptime: Duration,
+    /// Messages received from clients since then, by type (`doc`, `awareness`, `ack`, `rpc`,
+    /// `presence`, `ping`, `other`; y-websocket sync messages count as `doc`).
+    pub messages: Vec<(&'static str, u64)>,
 }
 
 impl Server {
@@ -88,6 +91,7 @@ impl Server {
     /// let status = server.status();
     /// assert_eq!((status.connections, status.open_documents), (0, 0));
     /// assert_eq!(status.node_id, None);
+    /// assert!(status.messages.iter().all(|&(_, n)| n == 0));
     /// ```
     pub fn status(&self) -> ServerStatus {
         ServerStatus {
@@ -96,6 +100,7 @@ impl Server {
             shutting_down: self.is_shutting_down(),
             node_id: self.pubsub().map(|bus| bus.node_id().to_owned()),
             uptime: self.started().elapsed(),
+            messages: self.metrics().message_counts(),
         }
     }
 }

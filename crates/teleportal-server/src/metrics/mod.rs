@@ -233,6 +233,15 @@ impl ServerMetrics {
             .set(i64::try_from(open).unwrap_or(i64::MAX));
     }
 
+    /// Messages received so far, by type label.
+    pub(crate) fn message_counts(&self) -> Vec<(&'static str, u64)> {
+        MessageType::ALL
+            .iter()
+            .zip(&self.messages)
+            .map(|(kind, counter)| (kind.as_str(), counter.get()))
+            .collect()
+    }
+
     pub(crate) fn message(&self, kind: MessageType) {
         self.messages[kind as usize].inc();
     }
